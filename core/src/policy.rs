@@ -105,7 +105,7 @@ pub const DEFAULT_ALERT_AT: [u8; 3] = [50, 80, 100];
 
 /// One limit: at most `amount` of `unit` per `window`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "LimitRepr", into = "LimitRepr")]
+#[serde(try_from = "LimitInput", into = "LimitRepr")]
 pub struct Limit {
     /// What is counted.
     pub unit: Unit,
@@ -189,6 +189,26 @@ struct LimitRepr {
     alert_at: Vec<u8>,
 }
 
+/// A limit in JSON is either the object form or the text form of `Limit::from_str`
+/// (`"cost=$10/month@Europe/Berlin"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LimitInput {
+    Text(String),
+    Object(LimitRepr),
+}
+
+impl TryFrom<LimitInput> for Limit {
+    type Error = Error;
+
+    fn try_from(input: LimitInput) -> Result<Limit, Error> {
+        match input {
+            LimitInput::Text(text) => text.parse(),
+            LimitInput::Object(repr) => repr.try_into(),
+        }
+    }
+}
+
 fn default_alert_at() -> Vec<u8> {
     DEFAULT_ALERT_AT.to_vec()
 }
@@ -264,8 +284,9 @@ impl From<Limit> for LimitRepr {
     }
 }
 
-/// Parses a duration written as `90s`, `1m`, `1h30m`, `2 days`, or ISO 8601 (`PT1M`).
-/// Calendar units (months, years) are refused: their length depends on the date.
+/// Parses a duration written as `90s`, `1m`, `1h30m`, or ISO 8601 (`PT1M`). Days, months
+/// and years are refused: a calendar day can be 23 or 25 hours, so write `24h` for a rolling
+/// day, or use a calendar window.
 pub fn parse_duration(text: &str) -> Result<Duration, Error> {
     let signed: jiff::SignedDuration = text
         .trim()
