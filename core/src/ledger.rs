@@ -156,19 +156,25 @@ impl Ledger {
     /// Replaces the limits, keeping the counters of limits whose unit and window are
     /// unchanged (so changing an amount does not rewrite past usage).
     pub(crate) fn relimit(&mut self, old: &[CompiledLimit], new: &[CompiledLimit]) {
+        let now = self.last_seen.max(0);
         let counters = new
             .iter()
             .map(|limit| {
-                old.iter()
-                    .position(|o| {
-                        o.limit.unit == limit.limit.unit && o.limit.window == limit.limit.window
-                    })
-                    .and_then(|i| self.counters.get(i).copied())
-                    .map(|c| Counter { held: 0, ..c })
-                    .unwrap_or(Counter {
-                        end: i64::MIN,
-                        ..Counter::default()
-                    })
+                let kept = old.iter().enumerate().find(|(_, o)| {
+                    o.limit.unit == limit.limit.unit && o.limit.window == limit.limit.window
+                });
+                let Some((i, was)) = kept else {
+                    return Counter { end: i64::MIN, ..Counter::default() };
+                };
+                let mut counter = self.counters.get(i).copied().unwrap_or_default();
+                counter.held = 0;
+                // A rolling state is scaled by its amount: keep the units in use when the
+                // amount changes.
+                if let Kind::Rolling { every_us } = limit.kind {
+                    let scales = ((was.limit.amount, every_us), (limit.limit.amount, every_us));
+                    counter.rolling = counter.rolling.rescaled(now, scales.0, scales.1);
+                }
+                counter
             })
             .collect();
         self.counters = counters;
