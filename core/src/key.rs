@@ -241,7 +241,9 @@ pub(crate) fn validate_text(what: &str, text: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Parses an IP allowlist: CIDR (`10.0.0.0/8`, `2001:db8::/32`) or single addresses.
+/// Parses an IP allowlist: CIDR (`10.0.0.0/8`, `2001:db8::/32`) or single addresses. A range
+/// written in IPv4-mapped form (`::ffff:10.0.0.0/104`) is kept as the IPv4 range it names,
+/// since verify compares an IPv4-mapped client as the IPv4 address it carries.
 pub(crate) fn parse_ips(ips: &[String]) -> Result<Vec<IpNet>> {
     if ips.len() > MAX_LIST_LEN {
         return Err(Error::invalid(format!(
@@ -253,10 +255,21 @@ pub(crate) fn parse_ips(ips: &[String]) -> Result<Vec<IpNet>> {
             let text = text.trim();
             text.parse::<IpNet>()
                 .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map(|net| net.trunc())
+                .map(|net| unmap(net.trunc()))
                 .map_err(|_| Error::invalid(format!("invalid ip range {text:?}")))
         })
         .collect()
+}
+
+/// An IPv4-mapped IPv6 range (`::ffff:a.b.c.d/96+n`) as the IPv4 range `a.b.c.d/n`.
+fn unmap(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        other => other,
+    }
 }
 
 /// Checks a model allowlist entry: `*` only as a whole trailing segment, no empty, `.` or `..`

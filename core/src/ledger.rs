@@ -392,6 +392,14 @@ impl Ledger {
         if amount == 0 || after <= before {
             return found;
         }
+        // A rolling bucket drains over time. Its alerts fire once per episode: they re-arm
+        // when the bucket has drained completely, not each time it dips under a threshold,
+        // so a key held at its rate limit does not alert on every request. (Calendar windows
+        // reset their flags when the window rolls over.)
+        if before == 0 {
+            counter.alerted = 0;
+            counter.exhausted = false;
+        }
         for (bit, percent) in limit.limit.alert_at.iter().enumerate() {
             let reached = u128::from(after) * 100 >= amount * u128::from(*percent);
             if reached && counter.alerted & (1 << bit) == 0 {
@@ -459,9 +467,13 @@ impl Ledger {
                     Some(counter.rolling.full_at(t, amount, every_us)),
                 )
             }
-            Kind::Calendar { .. } if t >= counter.end || counter.end == i64::MIN => {
-                // The window has ended since the last use: nothing is used in the new one.
-                (0, counter.held, None)
+            Kind::Calendar { period, ref tz, anchor }
+                if t >= counter.end || counter.end == i64::MIN =>
+            {
+                // The window has ended since the last use: nothing is used in the new one,
+                // which resets at its own end.
+                let end = window::calendar_window(t, period, tz, anchor).ok().map(|(_, end)| end);
+                (0, counter.held, end)
             }
             Kind::Calendar { .. } => (counter.used, counter.held, Some(counter.end)),
             Kind::Lifetime => (counter.used, counter.held, None),
@@ -525,6 +537,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(denial.code, Code::BudgetExceeded);
+    }
+
+    #[test]
+    fn a_rolling_threshold_fires_again_after_the_bucket_drained() {
+        let every = Duration::from_secs(1);
+        let limit = Limit {
+            alert_at: vec![50],
+            ..Limit::new(Unit::Requests, 2, Window::Rolling { every })
+        };
+        let limits = limits(&[limit]);
+        let mut ledger = Ledger::new(&limits);
+        let hold = HoldAmounts::default();
+        assert!(ledger.check(&limits, 0, &hold).unwrap().is_none());
+        let (_, first) = ledger.admit(&limits, 0, &hold);
+        assert_eq!(first.len(), 1, "50% of 2 crossed by the first request");
+        assert!(ledger.check(&limits, 5_000_000, &hold).unwrap().is_none());
+        let (_, again) = ledger.admit(&limits, 5_000_000, &hold);
+        assert_eq!(again.len(), 1, "the drained bucket re-armed its threshold");
+        assert_eq!(again[0].percent, Some(50));
     }
 
     #[test]

@@ -58,3 +58,8 @@ pub use usage::{ChargeOutcome, Dim, Usage, UsageQuery, UsageRecord, UsageRow};
 pub use vault::{OwnerInfo, PriceImport, Stats, Vault};
 pub use verdict::{Code, HoldAmounts, Level, LimitStatus, Remaining, Verdict, VerifyRequest};
 pub use window::{Bucket, Period};
+
+/// The README's Rust quick start, compiled and run as a doctest so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeQuickStart;

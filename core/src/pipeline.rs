@@ -118,6 +118,10 @@ struct Progress {
     error: Option<Error>,
 }
 
+/// Queued entries beyond which `throttle` makes writers wait for a commit: large enough that
+/// a burst never waits, small enough that one cut stays a few tens of milliseconds of work.
+const QUEUE_BOUND: usize = 16_384;
+
 /// The queue shared by callers and the commit thread.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
@@ -208,6 +212,24 @@ impl Pipeline {
             }
             self.committed.wait(&mut progress);
         }
+    }
+
+    /// Slows a writer that no caller waits for down to the pace of the commits: when the
+    /// queue holds more than `QUEUE_BOUND` entries, waits until everything queued so far is
+    /// committed. Without it, a flood of denied verifies of a known key (each writes a usage
+    /// record) outruns the commit thread and the queue grows without bound. Never call it from
+    /// the commit thread, nor while holding `gate` or a key's or owner's lock.
+    pub(crate) fn throttle(&self) -> Result<()> {
+        let seq = {
+            let mut queue = self.queue.lock();
+            if queue.entries.len() < QUEUE_BOUND || queue.closing {
+                return Ok(());
+            }
+            queue.urgent = true;
+            self.wake.notify_one();
+            queue.next_seq - 1
+        };
+        self.wait(seq)
     }
 
     /// Queues nothing but waits until everything queued so far is committed.

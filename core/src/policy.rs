@@ -190,12 +190,40 @@ struct LimitRepr {
 }
 
 /// A limit in JSON is either the object form or the text form of `Limit::from_str`
-/// (`"cost=$10/month@Europe/Berlin"`).
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// (`"cost=$10/month@Europe/Berlin"`). Chosen by the JSON type rather than by trying each form
+/// (`#[serde(untagged)]`), so that a bad field of the object form is reported as itself, not as
+/// "data did not match any variant".
 enum LimitInput {
     Text(String),
     Object(LimitRepr),
+}
+
+impl<'de> Deserialize<'de> for LimitInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Form;
+
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = LimitInput;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a limit: text such as \"requests=100/min\", or an object")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<LimitInput, E> {
+                Ok(LimitInput::Text(text.to_owned()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<LimitInput, A::Error> {
+                let map = serde::de::value::MapAccessDeserializer::new(map);
+                LimitRepr::deserialize(map).map(LimitInput::Object)
+            }
+        }
+
+        deserializer.deserialize_any(Form)
+    }
 }
 
 impl TryFrom<LimitInput> for Limit {

@@ -33,8 +33,8 @@ const TAIL_LEN: usize = BODY_LEN + CHECK_LEN;
 /// Shortest valid key: one-letter prefix and env.
 const MIN_SECRET_LEN: usize = 1 + 1 + 1 + 1 + TAIL_LEN;
 
-/// Longest input [`check_shape`] looks at: the longest valid key (16-byte prefix and env).
-/// Longer input is malformed at once.
+/// Longest input the offline shape check of a verify looks at: the longest valid key (16-byte
+/// prefix and env). Longer input is malformed at once.
 pub const MAX_SECRET_LEN: usize = MAX_WORD_LEN + 1 + MAX_WORD_LEN + 1 + TAIL_LEN;
 
 /// Surrounding whitespace [`check_shape`] is willing to trim. Raw input longer than

@@ -2,8 +2,22 @@
 //!
 //! The `meta` table holds the plaintext header (magic, schema version, KDF parameters and
 //! salt, the sealed data key). Every other row is a JSON document sealed with the table name
-//! and row key as associated data. A row that fails to open is reported as corrupt for that
-//! row only.
+//! and row key as associated data. A damaged key, owner, ledger, price or usage row is
+//! reported as corrupt for that row only. The sealed rows of the `meta` table (the audit head,
+//! the sequence counters, the default owner policy) hold state of the whole vault: a vault
+//! whose meta row fails authentication is refused as corrupt, since going on without it could
+//! overwrite usage records and events or hide a truncated audit trail.
+//!
+//! Sealing finds a row that was altered or moved, not one that was removed: only the audit
+//! trail is chained. A damaged or removed ledger row restarts its counters from zero, and a
+//! damaged or removed owner row leaves the owner without limits until they are set again;
+//! both are logged at warn. Whoever can write the file can therefore reset counters, though
+//! never forge a key or read a secret.
+//!
+//! Row keys are not encrypted: key ids, owner names, model names, the time and sequence number
+//! of usage records, and the request ids of remembered charges can be read from the file
+//! without the passphrase. Secrets never can (only their keyed digests are stored, inside
+//! sealed rows), nor anything else a record holds: names, scopes, metadata, limits, counters.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -146,7 +160,7 @@ pub(crate) fn open<T: DeserializeOwned>(
     row: &[u8],
     sealed: &[u8],
 ) -> Result<T> {
-    let what = || format!("{table} row {}", String::from_utf8_lossy(row));
+    let what = || format!("{table} row {}", row_name(row));
     let plain = Zeroizing::new(
         keys.open(table, row, sealed)
             .ok_or_else(|| Error::corrupt(format!("{} fails authentication", what())))?,
@@ -155,6 +169,28 @@ pub(crate) fn open<T: DeserializeOwned>(
         .map_err(|e| Error::corrupt(format!("{} cannot be decoded: {e}", what())))
 }
 
+/// A row key as an error message shows it: text keys (key ids, owners, models) as they are,
+/// binary keys (the sequence numbers of events and audit records, the time and sequence of
+/// usage records) as the numbers they hold.
+fn row_name(row: &[u8]) -> String {
+    let be = |bytes: &[u8]| bytes.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b));
+    match std::str::from_utf8(row) {
+        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        _ if row.len() == 8 => be(row).to_string(),
+        _ if row.len() == 16 => {
+            let at = jiff::Timestamp::from_microsecond(time_from_key(be(&row[..8])));
+            match at {
+                Ok(at) => format!("{} (at {at})", be(&row[8..])),
+                Err(_) => format!("{} (at an invalid time)", be(&row[8..])),
+            }
+        }
+        _ => row.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// The data key, unsealed once per open: the KDF is the slow part of opening a vault.
+pub(crate) type Dek = Zeroizing<[u8; 32]>;
+
 /// Creates a new vault file. Fails if the file exists.
 pub(crate) fn create(
     path: &Path,
@@ -162,7 +198,7 @@ pub(crate) fn create(
     kdf: KdfParams,
     prefix: &str,
     currency: &str,
-) -> Result<(Database, Header, Keys)> {
+) -> Result<(Database, Header, Keys, Dek)> {
     if path.exists() {
         return Err(Error::invalid(format!("{} already exists", path.display())));
     }
@@ -197,11 +233,11 @@ pub(crate) fn create(
     }
     txn.commit()?;
     let keys = Keys::new(&dek);
-    Ok((db, header, keys))
+    Ok((db, header, keys, dek))
 }
 
 /// Opens an existing vault file and unseals its data key.
-pub(crate) fn open_file(path: &Path, unlock: &Unlock) -> Result<(Database, Header, Keys)> {
+pub(crate) fn open_file(path: &Path, unlock: &Unlock) -> Result<(Database, Header, Keys, Dek)> {
     if !path.exists() {
         return Err(Error::not_found(format!("no vault at {}", path.display())));
     }
@@ -222,7 +258,8 @@ pub(crate) fn open_file(path: &Path, unlock: &Unlock) -> Result<(Database, Heade
     }
     let kek = unlock.derive_kek(&header.kdf, &header.salt)?;
     let dek = crypto::open_dek(&kek, &header.sealed_dek)?;
-    Ok((db, header, Keys::new(&dek)))
+    let keys = Keys::new(&dek);
+    Ok((db, header, keys, dek))
 }
 
 fn read_header(db: &Database, path: &Path) -> Result<Header> {
@@ -271,6 +308,16 @@ fn database_error(path: &Path, err: redb::DatabaseError) -> Error {
                 path.display()
             ),
         ),
+        // redb reports a file that does not hold a redb database (wrong magic number, empty)
+        // as an I/O error of kind `InvalidData`.
+        redb::DatabaseError::Storage(redb::StorageError::Io(io))
+            if io.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Error::new(
+                ErrorCode::NotAVault,
+                format!("{} is not a nanu vault ({io})", path.display()),
+            )
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
             Error::storage(format!("{}: {io}", path.display()))
         }

@@ -159,10 +159,10 @@ pub struct UsageRow {
 
 impl UsageQuery {
     pub(crate) fn validate(&self) -> Result<Option<jiff::tz::TimeZone>> {
-        if let (Some(from), Some(to)) = (self.from, self.to) {
-            if from > to {
-                return Err(Error::invalid("usage query: from is after to"));
-            }
+        if let (Some(from), Some(to)) = (self.from, self.to)
+            && from > to
+        {
+            return Err(Error::invalid("usage query: from is after to"));
         }
         let mut seen = Vec::new();
         for dim in &self.group_by {

@@ -115,6 +115,10 @@ struct Hold {
     on_key: Reservation,
     on_owner: Reservation,
     expires_at: i64,
+    /// Placed at the vault's clock time (the request had no explicit `at`). The commit thread
+    /// expires only these: a hold placed at an explicit time belongs to the caller's timeline
+    /// (a replay, a test), which may be far behind the clock, and is expired by `tick`.
+    by_clock: bool,
 }
 
 /// Counts the vault keeps of what it refused without a key to name.
@@ -282,7 +286,7 @@ impl Vault {
                 "currency must be 1 to 16 ascii letters or digits",
             ));
         }
-        let (db, header, keys) = store::create(
+        let (db, header, keys, dek) = store::create(
             path,
             &options.unlock,
             options.kdf,
@@ -290,7 +294,6 @@ impl Vault {
             &options.currency,
         )?;
         log::debug!("created vault {}", path.display());
-        let dek = Self::dek_of(&header, &options.unlock)?;
         let vault = Vault::start(path, db, header, dek, keys, options)?;
         vault.commit_admin(
             &Context::default(),
@@ -305,15 +308,9 @@ impl Vault {
     /// Opens an existing vault file.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Vault> {
         let path = path.as_ref();
-        let (db, header, keys) = store::open_file(path, &options.unlock)?;
+        let (db, header, keys, dek) = store::open_file(path, &options.unlock)?;
         log::debug!("opened vault {}", path.display());
-        let dek = Self::dek_of(&header, &options.unlock)?;
         Vault::start(path, db, header, dek, keys, options)
-    }
-
-    fn dek_of(header: &Header, unlock: &Unlock) -> Result<Zeroizing<[u8; 32]>> {
-        let kek = unlock.derive_kek(&header.kdf, &header.salt)?;
-        crypto::open_dek(&kek, &header.sealed_dek)
     }
 
     fn start(
@@ -414,10 +411,10 @@ impl Vault {
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.pipeline.close();
         let _ = thread.join();
-        if let Some(path) = self.inner.pipeline.journal_path() {
-            if result.is_ok() {
-                Journal::remove(&[path]);
-            }
+        if let Some(path) = self.inner.pipeline.journal_path()
+            && result.is_ok()
+        {
+            Journal::remove(&[path]);
         }
         self.inner.db.write().take();
         log::debug!("closed vault {}", self.inner.path.display());
@@ -1007,13 +1004,14 @@ impl Vault {
                     on_key,
                     on_owner,
                     expires_at,
+                    by_clock: request.at.is_none(),
                 },
             );
             verdict.hold_id = Some(id);
         }
         self.inner.mark_dirty(&entry);
         if !events.is_empty() {
-            self.inner.submit_quietly(events);
+            self.inner.submit_paced(events);
         }
         verdict.allowed = true;
         verdict.code = Code::Valid;
@@ -1068,10 +1066,10 @@ impl Vault {
                 _ => return Code::IpDenied,
             }
         }
-        if let Some(scope) = request.scope {
-            if !state.record.scopes.iter().any(|s| s == scope) {
-                return Code::ScopeDenied;
-            }
+        if let Some(scope) = request.scope
+            && !state.record.scopes.iter().any(|s| s == scope)
+        {
+            return Code::ScopeDenied;
         }
         if let Some(asked) = request.model {
             let model = state
@@ -1083,10 +1081,10 @@ impl Vault {
             if !key::model_is_well_formed(model) {
                 return Code::ModelDenied;
             }
-            if let Some(models) = &state.record.models {
-                if !models.iter().any(|p| key::model_matches(p, model)) {
-                    return Code::ModelDenied;
-                }
+            if let Some(models) = &state.record.models
+                && !models.iter().any(|p| key::model_matches(p, model))
+            {
+                return Code::ModelDenied;
             }
             let has_cost = state.limits.iter().any(|l| l.limit.unit == Unit::Cost)
                 || entry
@@ -1107,10 +1105,10 @@ impl Vault {
     /// Delivered usage is always recorded, even past a limit.
     pub fn charge(&self, key_id: &str, usage: &Usage) -> Result<ChargeOutcome> {
         self.check_open()?;
-        if let Some(model) = &usage.model {
-            if !key::model_is_well_formed(model) {
-                return Err(Error::invalid(format!("invalid model name {model:?}")));
-            }
+        if let Some(model) = &usage.model
+            && !key::model_is_well_formed(model)
+        {
+            return Err(Error::invalid(format!("invalid model name {model:?}")));
         }
         if let Some(endpoint) = &usage.endpoint {
             key::validate_text("endpoint", endpoint, 200)?;
@@ -1137,38 +1135,23 @@ impl Vault {
             .map(|id| format!("{key_id}\u{0}{id}"));
         let shard = memo_key.as_ref().map(|k| &self.inner.memos[memo_shard(k)]);
         let mut memos = shard.map(|s| s.lock());
-        if let (Some(memos), Some(memo_key)) = (memos.as_ref(), memo_key.as_ref()) {
-            if let Some(memo) = memos.get(memo_key) {
-                if memo.fingerprint != fingerprint {
-                    return Err(Error::new(
-                        ErrorCode::Conflict,
-                        format!(
-                            "request id {:?} of key {key_id} was charged before with other amounts",
-                            usage.request_id.as_deref().unwrap_or_default()
-                        ),
-                    ));
-                }
-                return Ok(ChargeOutcome {
-                    replayed: true,
-                    ..memo.outcome.clone()
-                });
+        if let (Some(memos), Some(memo_key)) = (memos.as_ref(), memo_key.as_ref())
+            && let Some(memo) = memos.get(memo_key)
+        {
+            if memo.fingerprint != fingerprint {
+                return Err(Error::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "request id {:?} of key {key_id} was charged before with other amounts",
+                        usage.request_id.as_deref().unwrap_or_default()
+                    ),
+                ));
             }
+            return Ok(ChargeOutcome {
+                replayed: true,
+                ..memo.outcome.clone()
+            });
         }
-
-        let hold = match usage.hold_id {
-            Some(id) => {
-                let mut holds = self.inner.holds.lock();
-                match holds.get(&id) {
-                    Some(h) if !Arc::ptr_eq(&h.key, &entry) => {
-                        return Err(Error::invalid(format!(
-                            "hold {id} belongs to another key than {key_id}"
-                        )));
-                    }
-                    _ => holds.remove(&id),
-                }
-            }
-            None => None,
-        };
 
         let gate = self.inner.pipeline.gate.read();
         let mut state_guard = entry.state.lock();
@@ -1188,6 +1171,22 @@ impl Vault {
                 None => (0, false),
             },
             (None, None) => (0, usage.input_tokens == 0 && usage.output_tokens == 0),
+        };
+        // The hold is taken only now that the charge's input is known to be good: a rejected
+        // charge leaves it outstanding, to be settled or released later.
+        let hold = match usage.hold_id {
+            Some(id) => {
+                let mut holds = self.inner.holds.lock();
+                match holds.get(&id) {
+                    Some(h) if !Arc::ptr_eq(&h.key, &entry) => {
+                        return Err(Error::invalid(format!(
+                            "hold {id} belongs to another key than {key_id}"
+                        )));
+                    }
+                    _ => holds.remove(&id),
+                }
+            }
+            None => None,
         };
         let mut owner_guard = entry.owner.state.lock();
         let owner = &mut *owner_guard;
@@ -1226,7 +1225,9 @@ impl Vault {
         let crossings = (key_crossings, owner_crossings);
         self.inner
             .crossing_events(&entry, state, owner, t, crossings, &mut writes);
-        if !priced {
+        // Only a named model can be unpriced; tokens without a model or a cost are recorded
+        // at zero cost (`priced` says so) without an event.
+        if !priced && model.is_some() {
             let mut event =
                 self.inner
                     .event_record(t, EventKind::Unpriced, Some(&entry.id), &entry.owner.name);
@@ -1290,27 +1291,40 @@ impl Vault {
         if let (Some(memos), Some((k, m))) = (memos.as_mut(), memo) {
             memos.insert(k, m);
         }
+        drop(memos);
+        if !durable {
+            // Charges that outrun the commits wait for one, so that what `relaxed` can lose
+            // stays about one flush interval and the queue stays bounded.
+            self.inner.pipeline.throttle()?;
+        }
         Ok(outcome)
     }
 
-    /// Gives a hold back (the request failed). Returns whether the hold was still
-    /// outstanding.
+    /// Gives a hold back (the request failed), at the vault's clock time. Returns whether the
+    /// hold was still outstanding.
     pub fn release(&self, hold_id: u64) -> Result<bool> {
+        self.release_at(hold_id, None)
+    }
+
+    /// Gives a hold back at `at` (the vault's clock when `None`), for replays and tests that
+    /// drive time themselves. Returns whether the hold was still outstanding.
+    pub fn release_at(&self, hold_id: u64, at: Option<Timestamp>) -> Result<bool> {
         self.check_open()?;
         let Some(hold) = self.inner.holds.lock().remove(&hold_id) else {
             return Ok(false);
         };
-        self.inner.release_hold(hold, self.now(None));
+        self.inner.release_hold(hold, self.now(at));
         Ok(true)
     }
 
     /// Runs the periodic work now, at `at`: gives back expired holds and fires expiring and
-    /// expired events. The commit thread does this on its own; replays and tests that drive
-    /// time themselves call it.
+    /// expired events. The commit thread does this on its own at the vault's clock time, but
+    /// expires only holds placed at that clock's time; replays and tests that pass explicit
+    /// times call `tick` to expire theirs.
     pub fn tick(&self, at: Option<Timestamp>) -> Result<()> {
         self.check_open()?;
         let t = self.now(at);
-        self.inner.expire_holds(t);
+        self.inner.expire_holds(t, true);
         self.inner.scan_expiry(t);
         Ok(())
     }
@@ -1600,7 +1614,6 @@ impl Vault {
         let txn = db.begin_read()?;
         let table = txn.open_table(store::AUDIT)?;
         let mut previous = [0u8; 32];
-        let mut expected = 1u64;
         let mut records = 0;
         let bad = |seq: u64, why: String, records| {
             Ok(AuditCheck {
@@ -1609,7 +1622,7 @@ impl Vault {
                 first_bad: Some((seq, why)),
             })
         };
-        for row in table.iter()? {
+        for (expected, row) in (1u64..).zip(table.iter()?) {
             let (key, value) = row?;
             let seq = key.value();
             if seq != expected {
@@ -1625,7 +1638,6 @@ impl Vault {
                 return bad(seq, format!("record {seq} was altered"), records);
             }
             previous = hash;
-            expected += 1;
             records += 1;
         }
         if records < head.0 {
@@ -1946,7 +1958,17 @@ impl Inner {
             outcome: verdict.code.as_str().to_owned(),
         };
         let seq = self.next_usage.fetch_add(1, Ordering::Relaxed);
-        self.submit_quietly(vec![Write::Usage(seq, Box::new(record))]);
+        self.submit_paced(vec![Write::Usage(seq, Box::new(record))]);
+    }
+
+    /// Like `submit_quietly`, then waits for a commit if the queue is too long: a flood of
+    /// verifies is slowed to the pace of the commits instead of growing the queue. Call it with
+    /// no lock held, never from the commit thread.
+    fn submit_paced(&self, writes: Vec<Write>) {
+        self.submit_quietly(writes);
+        if let Err(err) = self.pipeline.throttle() {
+            log::debug!("cannot wait for a commit: {err}");
+        }
     }
 
     fn release_hold(&self, hold: Hold, now: i64) {
@@ -1963,12 +1985,14 @@ impl Inner {
         self.mark_dirty(&hold.key);
     }
 
-    fn expire_holds(&self, t: i64) {
+    /// Gives back the holds expired at `t`; only those placed at the vault's clock time unless
+    /// `explicit_too`.
+    fn expire_holds(&self, t: i64, explicit_too: bool) {
         let expired: Vec<Hold> = {
             let mut holds = self.holds.lock();
             let ids: Vec<u64> = holds
                 .iter()
-                .filter(|(_, h)| h.expires_at <= t)
+                .filter(|(_, h)| h.expires_at <= t && (explicit_too || h.by_clock))
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter().filter_map(|id| holds.remove(&id)).collect()
@@ -2050,10 +2074,10 @@ impl Inner {
                 }
             };
             let mut state = OwnerState::new(record)?;
-            if let Some(ledger) = ledgers.get(&ledger_row(Level::Owner, &name)) {
-                if ledger.counters.len() == state.limits.len() {
-                    state.ledger = ledger.clone();
-                }
+            if let Some(ledger) = ledgers.get(&ledger_row(Level::Owner, &name))
+                && ledger.counters.len() == state.limits.len()
+            {
+                state.ledger = ledger.clone();
             }
             let name: Arc<str> = Arc::from(name.as_str());
             owners.insert(
@@ -2083,10 +2107,10 @@ impl Inner {
                 }
             };
             let mut state = state;
-            if let Some(ledger) = ledgers.get(&ledger_row(Level::Key, &id)) {
-                if ledger.counters.len() == state.limits.len() {
-                    state.ledger = ledger.clone();
-                }
+            if let Some(ledger) = ledgers.get(&ledger_row(Level::Key, &id))
+                && ledger.counters.len() == state.limits.len()
+            {
+                state.ledger = ledger.clone();
             }
             let (owner, _) = self.owner_entry(&state.record.owner)?;
             let digests: Vec<[u8; 32]> = state.record.digests.iter().map(|d| d.digest).collect();
@@ -2138,21 +2162,23 @@ impl Inner {
             for write in &entry.writes {
                 self.replay_write(write)?;
             }
-            if let Some(apply) = &entry.apply {
-                if let Some(key) = self.by_id.read().get(apply.key_id.as_str()).cloned() {
-                    let amounts = (apply.input_tokens, apply.output_tokens, apply.cost);
-                    let mut state = key.state.lock();
-                    let t = state.ledger.advance(apply.at);
-                    let KeyState { ledger, limits, .. } = &mut *state;
-                    ledger.apply_usage(limits, t, amounts, None)?;
-                    let mut owner = key.owner.state.lock();
-                    let t = owner.ledger.advance(apply.at);
-                    let OwnerState { ledger, limits, .. } = &mut *owner;
-                    ledger.apply_usage(limits, t, amounts, None)?;
-                    drop(owner);
-                    drop(state);
-                    self.mark_dirty(&key);
-                }
+            let applied = entry.apply.as_ref().and_then(|apply| {
+                let key = self.by_id.read().get(apply.key_id.as_str()).cloned();
+                key.map(|key| (apply, key))
+            });
+            if let Some((apply, key)) = applied {
+                let amounts = (apply.input_tokens, apply.output_tokens, apply.cost);
+                let mut state = key.state.lock();
+                let t = state.ledger.advance(apply.at);
+                let KeyState { ledger, limits, .. } = &mut *state;
+                ledger.apply_usage(limits, t, amounts, None)?;
+                let mut owner = key.owner.state.lock();
+                let t = owner.ledger.advance(apply.at);
+                let OwnerState { ledger, limits, .. } = &mut *owner;
+                ledger.apply_usage(limits, t, amounts, None)?;
+                drop(owner);
+                drop(state);
+                self.mark_dirty(&key);
             }
             all.extend(entry.writes);
         }
@@ -2243,7 +2269,7 @@ impl Inner {
             let have_dirty = !self.dirty.lock().is_empty();
             let go = self.pipeline.wait_for_work(have_dirty);
             let now = self.now(None);
-            self.expire_holds(now);
+            self.expire_holds(now, false);
             let minute = 60_000_000;
             let last = self.last_expiry_scan.load(Ordering::Relaxed) as i64;
             if now.saturating_sub(last) >= minute {
