@@ -1,0 +1,3 @@
+module example.invalid/nanu
+
+go 1.19
