@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(rust)
+[ ${#parts[@]} -gt 0 ] || parts=(rust c python node)
 
 for part in "${parts[@]}"; do
   case "$part" in

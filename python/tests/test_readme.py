@@ -1,4 +1,4 @@
-"""The quick start of python/README.md runs as written."""
+"""The Python quick starts of python/README.md and of the project README run as written."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 
 from conftest import REPO
 
-README = REPO / "python" / "README.md"
+READMES = [REPO / "python" / "README.md", REPO / "README.md"]
 
 
-def test_the_quick_start_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("README", READMES, ids=["python/README.md", "README.md"])
+def test_the_quick_start_runs(README: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "no python block in the README"

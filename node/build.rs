@@ -1,0 +1,5 @@
+//! Links the addon the way Node expects to load it.
+
+fn main() {
+    napi_build::setup();
+}
