@@ -164,7 +164,10 @@ impl Ledger {
                     o.limit.unit == limit.limit.unit && o.limit.window == limit.limit.window
                 });
                 let Some((i, was)) = kept else {
-                    return Counter { end: i64::MIN, ..Counter::default() };
+                    return Counter {
+                        end: i64::MIN,
+                        ..Counter::default()
+                    };
                 };
                 let mut counter = self.counters.get(i).copied().unwrap_or_default();
                 counter.held = 0;
@@ -467,12 +470,16 @@ impl Ledger {
                     Some(counter.rolling.full_at(t, amount, every_us)),
                 )
             }
-            Kind::Calendar { period, ref tz, anchor }
-                if t >= counter.end || counter.end == i64::MIN =>
-            {
+            Kind::Calendar {
+                period,
+                ref tz,
+                anchor,
+            } if t >= counter.end || counter.end == i64::MIN => {
                 // The window has ended since the last use: nothing is used in the new one,
                 // which resets at its own end.
-                let end = window::calendar_window(t, period, tz, anchor).ok().map(|(_, end)| end);
+                let end = window::calendar_window(t, period, tz, anchor)
+                    .ok()
+                    .map(|(_, end)| end);
                 (0, counter.held, end)
             }
             Kind::Calendar { .. } => (counter.used, counter.held, Some(counter.end)),

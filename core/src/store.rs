@@ -304,7 +304,8 @@ fn database_error(path: &Path, err: redb::DatabaseError) -> Error {
         redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
             ErrorCode::Locked,
             format!(
-                "{} is open in another process (exclusive mode); close it there first",
+                "{} is already open, in another process or through another handle in this \
+                 one (a vault file is opened exclusively); close it there first",
                 path.display()
             ),
         ),
@@ -317,6 +318,9 @@ fn database_error(path: &Path, err: redb::DatabaseError) -> Error {
                 ErrorCode::NotAVault,
                 format!("{} is not a nanu vault ({io})", path.display()),
             )
+        }
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => {
+            Error::corrupt(format!("{} is damaged: {why}", path.display()))
         }
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
             Error::storage(format!("{}: {io}", path.display()))

@@ -2,6 +2,7 @@
 //! pipeline into one encrypted redb file.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,7 +53,7 @@ struct Inner {
     dek: Zeroizing<[u8; 32]>,
     keys: Keys,
     options: Options,
-    by_digest: RwLock<HashMap<[u8; 32], Arc<KeyEntry>>>,
+    by_digest: RwLock<HashMap<[u8; 32], Arc<KeyEntry>, BuildHasherDefault<DigestHasher>>>,
     by_id: RwLock<BTreeMap<Arc<str>, Arc<KeyEntry>>>,
     corrupt_keys: RwLock<HashMap<String, Error>>,
     owners: RwLock<HashMap<Arc<str>, Arc<OwnerEntry>>>,
@@ -60,7 +61,9 @@ struct Inner {
     prices: RwLock<HashMap<String, Price>>,
     holds: Mutex<HashMap<u64, Hold>>,
     next_hold: AtomicU64,
-    memos: [Mutex<HashMap<String, ChargeMemo>>; MEMO_SHARDS],
+    /// Charges by request id, with the pipeline entry that records each (0: committed before
+    /// this open).
+    memos: [Mutex<HashMap<String, (ChargeMemo, u64)>>; MEMO_SHARDS],
     next_usage: AtomicU64,
     next_event: AtomicU64,
     audit_head: Mutex<(u64, [u8; 32])>,
@@ -75,6 +78,26 @@ struct Inner {
 }
 
 const MEMO_SHARDS: usize = 64;
+
+/// Hashes a secret digest by folding its bytes: a keyed BLAKE3 output is already uniform and
+/// unpredictable without the vault's key, so hashing it again (SipHash) would buy nothing on
+/// the verify path.
+#[derive(Clone, Copy, Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(23) ^ u64::from_le_bytes(word);
+        }
+    }
+}
 
 type Subscriber = Arc<dyn Fn(&Event) + Send + Sync>;
 
@@ -357,7 +380,7 @@ impl Vault {
             dek,
             keys,
             options: options.clone(),
-            by_digest: RwLock::new(HashMap::new()),
+            by_digest: RwLock::new(HashMap::default()),
             by_id: RwLock::new(BTreeMap::new()),
             corrupt_keys: RwLock::new(HashMap::new()),
             owners: RwLock::new(HashMap::new()),
@@ -390,7 +413,7 @@ impl Vault {
         }
         let worker = inner.clone();
         let thread = std::thread::Builder::new()
-            .name("nanu-commit".to_owned())
+            .name(crate::pipeline::COMMIT_THREAD.to_owned())
             .spawn(move || worker.commit_loop(leftover))
             .map_err(|e| Error::storage(format!("cannot start the commit thread: {e}")))?;
         let vault = Vault {
@@ -591,7 +614,7 @@ impl Vault {
         if let Some(err) = self.inner.corrupt_keys.read().get(key_id) {
             return Err(err.clone());
         }
-        Err(Error::not_found(format!("no key {key_id:?}")))
+        Err(Error::not_found(format!("no key {}", shown(key_id))))
     }
 
     /// A key's stored details (never its secret).
@@ -800,6 +823,7 @@ impl Vault {
     /// deadline, and a grace of zero ends every earlier secret at once.
     pub fn rotate(&self, key_id: &str, grace: Duration, ctx: &Context) -> Result<Minted> {
         self.check_open()?;
+        check_grace(grace)?;
         let entry = self.entry(key_id)?;
         let t = self.now(ctx.at);
         let mut writes = Vec::new();
@@ -864,6 +888,7 @@ impl Vault {
     /// that old; returns the new secrets.
     pub fn rotate_due(&self, grace: Duration, ctx: &Context) -> Result<Vec<Minted>> {
         self.check_open()?;
+        check_grace(grace)?;
         let t = self.now(ctx.at);
         let entries: Vec<_> = self.inner.by_id.read().values().cloned().collect();
         let mut due = Vec::new();
@@ -1028,6 +1053,15 @@ impl Vault {
         t: i64,
         verdict: &mut Verdict,
     ) -> Code {
+        // The resolved model is reported (and logged with a denial) whatever check denies.
+        if let Some(asked) = request.model {
+            let model = state
+                .record
+                .aliases
+                .get(asked)
+                .map_or(asked, String::as_str);
+            verdict.model = Some(model.to_owned());
+        }
         match state.status_at(t) {
             Status::Active => {}
             Status::Revoked => return Code::Revoked,
@@ -1077,7 +1111,6 @@ impl Vault {
                 .aliases
                 .get(asked)
                 .map_or(asked, String::as_str);
-            verdict.model = Some(model.to_owned());
             if !key::model_is_well_formed(model) {
                 return Code::ModelDenied;
             }
@@ -1135,10 +1168,16 @@ impl Vault {
             .map(|id| format!("{key_id}\u{0}{id}"));
         let shard = memo_key.as_ref().map(|k| &self.inner.memos[memo_shard(k)]);
         let mut memos = shard.map(|s| s.lock());
-        if let (Some(memos), Some(memo_key)) = (memos.as_ref(), memo_key.as_ref())
-            && let Some(memo) = memos.get(memo_key)
-        {
-            if memo.fingerprint != fingerprint {
+        let first = match (memos.as_ref(), memo_key.as_ref()) {
+            (Some(memos), Some(memo_key)) => memos.get(memo_key).map(|(memo, seq)| {
+                let same = memo.fingerprint == fingerprint;
+                (same, memo.outcome.clone(), *seq)
+            }),
+            _ => None,
+        };
+        if let Some((same, outcome, seq)) = first {
+            drop(memos);
+            if !same {
                 return Err(Error::new(
                     ErrorCode::Conflict,
                     format!(
@@ -1147,9 +1186,14 @@ impl Vault {
                     ),
                 ));
             }
+            // The first charge of this id may still be on its way to the disk: a replay
+            // promises no more than the first call did.
+            if self.inner.options.durability == Durability::Durable {
+                self.inner.pipeline.wait(seq)?;
+            }
             return Ok(ChargeOutcome {
                 replayed: true,
-                ..memo.outcome.clone()
+                ..outcome
             });
         }
 
@@ -1285,14 +1329,15 @@ impl Vault {
             .submit(&self.inner.keys, writes, Some(apply), durable)?;
         self.inner.mark_dirty(&entry);
         drop(gate);
-        if durable {
-            self.inner.pipeline.wait(seq)?;
-        }
+        // Remembered before the wait, so that concurrent callers do not queue behind this
+        // request id's lock for a whole commit; a replay waits for the same commit.
         if let (Some(memos), Some((k, m))) = (memos.as_mut(), memo) {
-            memos.insert(k, m);
+            memos.insert(k, (m, seq));
         }
         drop(memos);
-        if !durable {
+        if durable {
+            self.inner.pipeline.wait(seq)?;
+        } else {
             // Charges that outrun the commits wait for one, so that what `relaxed` can lose
             // stays about one flush interval and the queue stays bounded.
             self.inner.pipeline.throttle()?;
@@ -1399,7 +1444,7 @@ impl Vault {
             .read()
             .get(owner)
             .cloned()
-            .ok_or_else(|| Error::not_found(format!("no owner {owner:?}")))?;
+            .ok_or_else(|| Error::not_found(format!("no owner {}", shown(owner))))?;
         let keys = self
             .inner
             .by_id
@@ -1753,15 +1798,43 @@ fn fill_remaining(
     t_owner: i64,
     remaining: &mut Remaining,
 ) {
-    let mut statuses = Vec::with_capacity(key.limits.len() + owner.limits.len());
+    // Gathered where the verdict keeps them: one allocation on the verify path.
+    let mut statuses = std::mem::take(&mut remaining.limits);
+    statuses.reserve_exact(key.limits.len() + owner.limits.len());
     key.ledger
         .statuses(&key.limits, Level::Key, t, &mut statuses);
     owner
         .ledger
         .statuses(&owner.limits, Level::Owner, t_owner, &mut statuses);
-    for status in statuses {
-        remaining.add(status);
+    for status in &statuses {
+        remaining.lower(status);
     }
+    remaining.limits = statuses;
+}
+
+/// Quotes a caller's text for an error message. Text shaped like a secret (a secret passed
+/// where a key id was expected) is never echoed, and long text is cut.
+fn shown(text: &str) -> String {
+    if secret::check_shape(text).is_some() {
+        return "(the text given is a secret, not a key id; it is not shown)".to_owned();
+    }
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{:?}...", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// The longest rotation grace period: an old secret that works for longer than a year is not
+/// a grace period but a second key, and a huge value would be cut at the end of time.
+const MAX_GRACE: Duration = Duration::from_secs(366 * 86_400);
+
+fn check_grace(grace: Duration) -> Result<()> {
+    if grace > MAX_GRACE {
+        return Err(Error::invalid(
+            "a rotation grace period is at most 366 days",
+        ));
+    }
+    Ok(())
 }
 
 fn normalize_ip(ip: IpAddr) -> IpAddr {
@@ -1928,10 +2001,12 @@ impl Inner {
     }
 
     fn mark_dirty(&self, entry: &Arc<KeyEntry>) {
-        if !entry.dirty.swap(true, Ordering::AcqRel) {
+        // The loads spare a verify of a key that is already dirty a write to a shared line.
+        if !entry.dirty.load(Ordering::Acquire) && !entry.dirty.swap(true, Ordering::AcqRel) {
             self.dirty.lock().push(Dirty::Key(entry.clone()));
         }
-        if !entry.owner.dirty.swap(true, Ordering::AcqRel) {
+        let owner = &entry.owner.dirty;
+        if !owner.load(Ordering::Acquire) && !owner.swap(true, Ordering::AcqRel) {
             self.dirty.lock().push(Dirty::Owner(entry.owner.clone()));
         }
     }
@@ -2145,7 +2220,7 @@ impl Inner {
         for (row, memo) in store::load_all::<ChargeMemo>(db, keys, store::CHARGES)? {
             match memo {
                 Ok(memo) if memo.at >= horizon => {
-                    self.memos[memo_shard(&row)].lock().insert(row, memo);
+                    self.memos[memo_shard(&row)].lock().insert(row, (memo, 0));
                 }
                 Ok(_) => {}
                 Err(err) => log::warn!("{err}"),
@@ -2251,7 +2326,7 @@ impl Inner {
             Write::Memo(row, memo) => {
                 self.memos[memo_shard(row)]
                     .lock()
-                    .insert(row.clone(), (**memo).clone());
+                    .insert(row.clone(), ((**memo).clone(), 0));
             }
             Write::Meta(name, value) if name == "default_owner_policy" => {
                 if let Ok(limits) = serde_json::from_value::<Vec<Limit>>(value.clone()) {
