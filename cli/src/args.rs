@@ -16,7 +16,7 @@ Exit codes:
   1   usage error or invalid argument
   2   not found (key id, owner, vault file or input file)
   3   wrong passphrase or key, vault locked by another process, or not a vault
-  4   storage error or corrupt record
+  4   storage error or corrupt record, or the output could not be written
   5   conflict (a request id charged before with other amounts)
   10  verify: the request is denied (the reason code is printed)
   70  internal error (a bug in nanu)
@@ -441,7 +441,7 @@ pub struct EventsArgs {
     /// Keep polling and print new events until interrupted.
     #[arg(long)]
     pub follow: bool,
-    /// How often --follow polls.
+    /// How often --follow polls (at least 100ms).
     #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub interval: String,
 }

@@ -8,7 +8,7 @@ use crate::args::{
     Global, KeyArg, LsArgs, MintArgs, PolicyArgs, RevokeArgs, RotateArgs, RotateDueArgs, StatusArg,
     UpdateArgs,
 };
-use crate::failure::{Failure, Outcome};
+use crate::failure::{Exit, Failure, Outcome};
 use crate::output::{self, print, print_json};
 use crate::parse;
 
@@ -27,17 +27,34 @@ fn print_issued(global: &Global, minted: &[Minted]) -> Outcome {
             secret: m.secret.expose(),
         })
         .collect();
-    if global.json {
-        return match issued.as_slice() {
+    let printed = if global.json {
+        match issued.as_slice() {
             [one] => print_json(one),
             many => print_json(many),
-        };
-    }
-    for one in &issued {
-        print(&format!("key_id  {}\nsecret  {}", one.key_id, one.secret))?;
+        }
+    } else {
+        issued
+            .iter()
+            .try_for_each(|one| print(&format!("key_id  {}\nsecret  {}", one.key_id, one.secret)))
+    };
+
+    // The keys exist now, whatever happened to stdout. A secret that was not shown is lost,
+    // so even a reader that went away is an error here, and the error names the keys (never
+    // the secrets) so that the operator can rotate or revoke them.
+    if let Err(failure) = printed {
+        let ids: Vec<&str> = issued.iter().map(|one| one.key_id).collect();
+        return Err(Failure::with_code(
+            Exit::Storage,
+            "storage",
+            format!(
+                "{}; the secret of {} may not have been shown: rotate or revoke the key",
+                failure.message,
+                ids.join(", ")
+            ),
+        ));
     }
     if !issued.is_empty() {
-        eprintln!("nanu: the secret is shown once and never stored: keep it now");
+        output::note("nanu: the secret is shown once and never stored: keep it now");
     }
     Ok(())
 }
@@ -61,6 +78,7 @@ pub fn mint(global: &Global, args: &MintArgs) -> Outcome {
     };
 
     let vault = access::open(global, Durability::Durable)?;
+    parse::limits_in_currency(&policy.limits, &vault.currency())?;
     let minted = vault.mint(&spec, &access::context(global))?;
     vault.close()?;
     print_issued(global, std::slice::from_ref(&minted))
@@ -225,6 +243,7 @@ pub fn update(global: &Global, args: &UpdateArgs) -> Outcome {
     }
 
     let vault = access::open(global, Durability::Durable)?;
+    parse::limits_in_currency(&policy.limits, &vault.currency())?;
     let ctx = access::context(global);
     // --ttl and metadata merges are relative to the key's current state, read here.
     let current = vault.get(&args.key)?;

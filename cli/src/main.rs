@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(failure) if failure.broken_pipe => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("nanu: error: {}", one_line(&failure.to_string()));
+            output::note(&format!("nanu: error: {}", one_line(&failure.to_string())));
             ExitCode::from(failure.exit.code())
         }
     }
@@ -99,10 +99,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
                 .collect();
             let message = message.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
-            eprintln!(
+            output::note(&format!(
                 "nanu: error: usage: {} (see nanu --help)",
                 lowercase_first(message)
-            );
+            ));
             ExitCode::from(Exit::Invalid.code())
         }
     }
@@ -133,16 +133,16 @@ fn install_panic_hook() {
             file.contains("/redb-")
         });
         if in_storage {
-            eprintln!(
+            output::note(&format!(
                 "nanu: error: corrupt: the vault file is damaged (storage engine: {})",
                 one_line(&what)
-            );
+            ));
             std::process::exit(i32::from(Exit::Storage.code()));
         }
-        eprintln!(
+        output::note(&format!(
             "nanu: error: internal error (a bug in nanu): {}{place}",
             one_line(&what)
-        );
+        ));
         std::process::exit(70);
     }));
 }
@@ -160,7 +160,7 @@ impl log::Log for Logger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let level = record.level().as_str().to_ascii_lowercase();
-            eprintln!("nanu: {level}: {}", record.args());
+            output::note(&format!("nanu: {level}: {}", record.args()));
         }
     }
 

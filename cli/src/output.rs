@@ -22,6 +22,14 @@ pub fn print(text: &str) -> Outcome {
     Ok(())
 }
 
+/// Writes one line to stderr and says whether it got there. A closed or full stderr is
+/// ignored: a note or an error message that cannot be shown must not turn into a panic (which
+/// `eprintln!` would raise, and which inside the panic hook aborts the process).
+pub fn note(text: &str) -> bool {
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "{text}").and_then(|()| err.flush()).is_ok()
+}
+
 /// Writes a value as pretty JSON.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Outcome {
     let text = serde_json::to_string_pretty(value)

@@ -21,6 +21,7 @@ pub fn run(global: &Global, command: &OwnerCommand) -> Outcome {
 fn set(global: &Global, args: &OwnerSetArgs) -> Outcome {
     let limits = parse::limits(&args.limits)?;
     let vault = access::open(global, Durability::Durable)?;
+    parse::limits_in_currency(&args.limits, &vault.currency())?;
     vault.set_owner_policy(&args.owner, &limits, &access::context(global))?;
     let info = vault.owner(&args.owner)?;
     let currency = vault.currency();
@@ -74,6 +75,7 @@ fn ls(global: &Global) -> Outcome {
 fn default(global: &Global, args: &OwnerDefaultArgs) -> Outcome {
     let limits = parse::limits(&args.limits)?;
     let vault = access::open(global, Durability::Durable)?;
+    parse::limits_in_currency(&args.limits, &vault.currency())?;
     if args.clear || !limits.is_empty() {
         vault.set_default_owner_policy(&limits, &access::context(global))?;
     }

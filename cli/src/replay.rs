@@ -31,7 +31,7 @@ use crate::args::{DurabilityArg, ReplayOptions};
 use crate::bundled;
 use crate::failure::{Failure, Outcome};
 use crate::tenants::{self, Plan, Zipf};
-use crate::trace::Trace;
+use crate::trace::{BrokenRow, Trace};
 
 /// The most tenants a replay assigns.
 pub const MAX_TENANTS: u32 = 10_000;
@@ -343,6 +343,10 @@ pub struct Measured {
     /// Time of the flush after the loop (what `relaxed` and `process` deferred), in
     /// microseconds.
     pub flush_us: u64,
+    /// Rows read well but skipped because their amounts overflow (the report lists them with
+    /// the trace's broken rows).
+    #[serde(skip)]
+    pub broken: Vec<BrokenRow>,
 }
 
 /// Replays the trace's rows. The vault must have been opened with `clock`'s clock.
@@ -391,6 +395,33 @@ pub fn run(
             .pick(tenants::draw(options.seed, request.line, 1));
         let model = tenant.plan.resolve(asked);
         let price = setup.prices.get(model).copied().unwrap_or_default();
+        // A row whose amounts overflow is broken like a malformed one: reported and skipped.
+        // The full cost bounds the hold's (prompt only), so one check covers both.
+        let overflow = if request
+            .context_tokens
+            .checked_add(request.generated_tokens)
+            .is_none()
+        {
+            Some("the token counts add up to more than 2^64-1".to_owned())
+        } else {
+            price
+                .cost(request.context_tokens, request.generated_tokens)
+                .err()
+                .map(|_| {
+                    format!(
+                        "the cost of {} input and {} output tokens at {model}'s price \
+                         overflows",
+                        request.context_tokens, request.generated_tokens
+                    )
+                })
+        };
+        if let Some(reason) = overflow {
+            measured.broken.push(BrokenRow {
+                line: request.line,
+                reason,
+            });
+            continue;
+        }
         let hold = HoldAmounts {
             input_tokens: request.context_tokens,
             output_tokens: 0,

@@ -309,7 +309,10 @@ pub fn build(vault: &Vault, cx: Inputs<'_>) -> Outcome<Report> {
         }
     }
 
-    let measured = cx.measured;
+    let mut measured = cx.measured;
+    let mut broken = cx.trace.broken.clone();
+    broken.append(&mut measured.broken);
+    broken.sort_by_key(|b| b.line);
     let throughput = Throughput {
         rows_per_second: per_second(measured.rows, measured.loop_us),
         verify_charge_per_second: per_second(measured.rows, measured.vault_us),
@@ -320,7 +323,7 @@ pub fn build(vault: &Vault, cx: Inputs<'_>) -> Outcome<Report> {
             file: cx.file.to_owned(),
             rows: (cx.trace.requests.len() + cx.trace.broken.len()) as u64,
             replayed: throughput.measured.rows,
-            broken: cx.trace.broken.clone(),
+            broken,
             out_of_order: cx.trace.out_of_order,
             first: span.map(|s| s.0),
             last: span.map(|s| s.1),

@@ -172,9 +172,20 @@ fn usage_table(query: &UsageQuery, rows: &[UsageRow], currency: &str) -> comfy_t
     table
 }
 
+/// The shortest `events --follow --interval`.
+const MIN_FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// `nanu events`.
 pub fn events(global: &Global, args: &EventsArgs) -> Outcome {
     let interval = parse::duration("--interval", &args.interval)?;
+    // Each poll opens and closes the vault: a shorter interval would keep a core busy and the
+    // vault locked against other processes most of the time.
+    if interval < MIN_FOLLOW_INTERVAL {
+        return Err(Failure::invalid(format!(
+            "--interval {:?} is too short: polling needs at least 100ms between reads",
+            args.interval
+        )));
+    }
     if args.limit == 0 {
         return Err(Failure::invalid("--limit must be at least 1"));
     }
@@ -209,10 +220,10 @@ fn follow(global: &Global, mut after: u64, interval: std::time::Duration) -> Out
             Ok(vault) => vault,
             Err(err) if err.code() == nanu::ErrorCode::Locked => {
                 if !warned {
-                    eprintln!(
+                    crate::output::note(&format!(
                         "nanu: {} is open in another process; waiting",
                         path.display()
-                    );
+                    ));
                     warned = true;
                 }
                 std::thread::sleep(interval);

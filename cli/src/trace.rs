@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::failure::{Failure, Outcome};
+use crate::parse::TimeProblem;
 
 /// The header a trace must start with (compared without case and surrounding spaces).
 pub const HEADER: [&str; 3] = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"];
@@ -59,12 +60,20 @@ impl Trace {
 
 /// Reads a trace. `limit_rows` counts data rows, broken ones included. `name` names the
 /// source in errors.
-pub fn read(source: impl Read, name: &str, limit_rows: Option<u64>) -> Outcome<Trace> {
+pub fn read(mut source: impl Read, name: &str, limit_rows: Option<u64>) -> Outcome<Trace> {
+    // The csv reader's own line numbers go wrong when LF and CRLF endings are mixed (every row
+    // after an LF header got the same number), and a row's line number is its request id: so
+    // the file is read whole and lines are counted here, from each record's byte offset.
+    let mut bytes = Vec::new();
+    source
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::invalid(format!("{name}: {e}")))?;
+    let mut lines = LineCounter::new(&bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(source);
+        .from_reader(bytes.as_slice());
     let mut records = reader.records();
 
     match records.next() {
@@ -85,7 +94,7 @@ pub fn read(source: impl Read, name: &str, limit_rows: Option<u64>) -> Outcome<T
         let record = match record {
             Ok(record) => record,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
                 if let csv::ErrorKind::Io(io) = e.kind() {
                     return Err(Failure::invalid(format!("{name}: line {line}: {io}")));
                 }
@@ -96,7 +105,7 @@ pub fn read(source: impl Read, name: &str, limit_rows: Option<u64>) -> Outcome<T
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| lines.line_at(p.byte()));
         match parse_row(&record, line) {
             Ok(request) => {
                 if previous.is_some_and(|p| request.at < p) {
@@ -109,6 +118,50 @@ pub fn read(source: impl Read, name: &str, limit_rows: Option<u64>) -> Outcome<T
         }
     }
     Ok(trace)
+}
+
+/// Turns records' byte offsets, asked in increasing order, into 1-based line numbers. A line
+/// ends at LF, CRLF or a lone CR, as the csv reader ends its records.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// The offset counted up to.
+    offset: usize,
+    /// The line at `offset`.
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> LineCounter<'a> {
+        LineCounter {
+            bytes,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        // The reader may report a record as starting at the line break that ended the row
+        // before it (the LF of a CRLF), or before blank lines it skips: the record starts at
+        // the first byte after them.
+        let mut end = usize::try_from(byte)
+            .unwrap_or(usize::MAX)
+            .min(self.bytes.len());
+        while matches!(self.bytes.get(end), Some(b'\r' | b'\n')) {
+            end += 1;
+        }
+        for i in self.offset..end {
+            let ends_line = match self.bytes[i] {
+                b'\n' => true,
+                b'\r' => self.bytes.get(i + 1) != Some(&b'\n'),
+                _ => false,
+            };
+            if ends_line {
+                self.line += 1;
+            }
+        }
+        self.offset = self.offset.max(end);
+        self.line
+    }
 }
 
 fn is_header(record: &csv::StringRecord) -> bool {
@@ -140,14 +193,17 @@ fn parse_row(record: &csv::StringRecord, line: u64) -> Result<Request, String> {
 
 /// A trace time: a civil date-time in UTC (`2023-11-16 18:15:46.6805900`), or RFC 3339.
 fn parse_time(text: &str) -> Result<Timestamp, String> {
-    if let Ok(at) = text.parse::<Timestamp>() {
-        return Ok(at);
-    }
-    text.parse::<jiff::civil::DateTime>()
-        .ok()
-        .and_then(|civil| civil.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-        .map(|zoned| zoned.timestamp())
-        .ok_or_else(|| format!("{} {:?} is not a date and time", HEADER[0], shorten(text)))
+    crate::parse::instant(text).map_err(|problem| match problem {
+        TimeProblem::Malformed => {
+            format!("{} {:?} is not a date and time", HEADER[0], shorten(text))
+        }
+        TimeProblem::OutOfRange => format!(
+            "{} {:?} is {}",
+            HEADER[0],
+            shorten(text),
+            crate::parse::out_of_range()
+        ),
+    })
 }
 
 fn parse_tokens(column: &str, text: &str) -> Result<u64, String> {
@@ -217,6 +273,26 @@ mod tests {
         assert!(trace.broken[3].reason.contains("found 2"));
         assert!(trace.broken[5].reason.contains("too large"));
         assert_eq!(trace.requests[1].line, 9);
+    }
+
+    #[test]
+    fn line_numbers_are_right_whatever_the_line_endings() {
+        let rows = [
+            "2023-11-16 18:15:46,1,2",
+            "bad,1,2",
+            "2023-11-16 18:15:47,3,4",
+        ];
+        for (header_end, row_end) in [("\n", "\r\n"), ("\r\n", "\n"), ("\r", "\r"), ("\n", "\n")] {
+            let mut text = format!("{}{header_end}", HEADER.join(","));
+            for row in rows {
+                text.push_str(row);
+                text.push_str(row_end);
+            }
+            let trace = read(text.as_bytes(), "t", None).unwrap();
+            let lines: Vec<u64> = trace.requests.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [2, 4], "{text:?}");
+            assert_eq!(trace.broken[0].line, 3, "{text:?}");
+        }
     }
 
     #[test]

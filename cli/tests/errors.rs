@@ -116,6 +116,88 @@ fn malformed_arguments_exit_1_and_change_nothing() {
 }
 
 #[test]
+fn a_cost_limit_in_another_currency_is_refused_and_changes_nothing() {
+    let (s, key) = busy_vault();
+    let before = s.snapshot();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["mint", "--owner", "x", "--limit", "cost=10eur/month"],
+        vec![
+            "mint",
+            "--owner",
+            "x",
+            "--limit",
+            "cost = 1.5kEUR / day ; alert=50",
+        ],
+        vec!["update", &key, "--limit", "cost=10gbp"],
+        vec!["owner", "set", "acme", "--limit", "cost=10eur/month"],
+        vec!["owner", "default", "--limit", "cost=10eur/month"],
+    ];
+    for args in &cases {
+        let line = fails_with(s.nanu().args(args), 1);
+        assert!(line.contains("usd"), "{args:?}: {line}");
+        assert!(
+            line.contains("eur") || line.contains("gbp"),
+            "{args:?}: {line}"
+        );
+    }
+    assert_eq!(s.snapshot(), before);
+
+    // The vault's own currency, in any case, and `$` and micro-units are accepted.
+    for limit in [
+        "cost=10usd/month",
+        "cost=10USD/month",
+        "cost=$10/month",
+        "cost=10u",
+    ] {
+        s.mint(&["--owner", "x", "--limit", limit]);
+    }
+}
+
+#[test]
+fn a_follow_interval_under_100ms_is_refused() {
+    let s = Scratch::with_vault();
+    for interval in ["0s", "99ms", "0ms"] {
+        let line = fails_with(
+            s.nanu()
+                .args(["events", "--follow", "--interval", interval]),
+            1,
+        );
+        assert!(line.contains("100ms"), "{interval}: {line}");
+    }
+}
+
+#[test]
+fn bad_durations_and_times_are_explained_in_plain_words() {
+    let s = Scratch::with_vault();
+    let (key, _) = s.mint(&["--owner", "acme"]);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["rotate", &key, "--grace", "1d"], "write 24h"),
+        (
+            vec!["mint", "--owner", "a", "--limit", "requests=1/100000000d"],
+            "write 24h",
+        ),
+        (
+            vec!["verify", "x", "--at", "9999-12-31T23:59:59Z"],
+            "out of range",
+        ),
+        (vec!["usage", "--from", "9999-12-31"], "out of range"),
+        (
+            vec!["verify", "x", "--at", "next tuesday"],
+            "expected RFC 3339",
+        ),
+    ];
+    for (args, expected) in &cases {
+        let line = fails_with(s.nanu().args(args), 1);
+        assert!(line.contains(expected), "{args:?}: {line}");
+        assert!(!line.contains("jiff"), "{args:?}: {line}");
+        assert!(
+            !line.contains("expected RFC") || *expected == "expected RFC 3339",
+            "{line}"
+        );
+    }
+}
+
+#[test]
 fn a_conflicting_charge_exits_5_and_changes_nothing() {
     let (s, key) = busy_vault();
     let before = s.snapshot();
@@ -265,4 +347,96 @@ fn help_and_version_exit_0_and_list_the_exit_codes() {
         assert!(help.contains(line), "{line} missing from --help");
     }
     s.nanu().arg("--version").assert().code(0);
+}
+
+/// The built `nanu` as a plain process, for tests that choose its stdout and stderr.
+fn process(s: &Scratch, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("nanu"));
+    cmd.current_dir(s.dir.path())
+        .env("NANU_PASSPHRASE", common::PASSPHRASE)
+        .env("NANU_KDF", "insecure")
+        .env_remove("NANU_VAULT")
+        .env_remove("NANU_LOG")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// `/dev/full`, where every write fails with "no space left on device".
+#[cfg(target_os = "linux")]
+fn full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_or_stderr_exits_4_and_never_aborts() {
+    let s = Scratch::with_vault();
+    s.mint(&["--owner", "acme"]);
+
+    // stderr full: the output itself is fine, the note after it is dropped.
+    let out = process(&s, &["mint", "--owner", "acme"])
+        .stderr(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("secret"));
+
+    // Both full: the documented exit code, not SIGABRT.
+    for args in [
+        vec!["ls"],
+        vec!["mint", "--owner", "acme"],
+        vec!["verify", "x"],
+    ] {
+        let out = process(&s, &args)
+            .stdout(full())
+            .stderr(full())
+            .output()
+            .unwrap();
+        let code = out.status.code();
+        assert!(code == Some(4) || code == Some(10), "{args:?}: {out:?}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_secret_that_cannot_be_printed_names_its_key_on_stderr() {
+    let s = Scratch::with_vault();
+    let out = process(&s, &["mint", "--owner", "acme"])
+        .stdout(full())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+    assert!(!stderr.contains("nanu_"), "a secret on stderr: {stderr}");
+    let keys = s.json(&["ls"]);
+    let key_id = keys["keys"][0]["key_id"].as_str().unwrap();
+    assert!(stderr.contains(key_id), "{stderr}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_ls_quietly_but_not_mint() {
+    let s = Scratch::with_vault();
+    s.mint(&["--owner", "acme"]);
+    let run = |args: &[&str]| {
+        let mut child = process(&s, args).spawn().unwrap();
+        // Close the read end before nanu writes (opening the vault takes it far longer).
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    };
+
+    let out = run(&["ls"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    let out = run(&["mint", "--owner", "acme"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("may not have been shown"), "{stderr}");
 }

@@ -425,7 +425,7 @@ fn events_follow_prints_events_as_they_come() {
     // --follow runs until interrupted; the timeout stands in for the interrupt.
     let out = s
         .nanu()
-        .args(["--json", "events", "--follow", "--interval", "50ms"])
+        .args(["--json", "events", "--follow", "--interval", "100ms"])
         .timeout(std::time::Duration::from_secs(3))
         .output()
         .unwrap();

@@ -211,3 +211,61 @@ fn a_kept_demo_vault_opens_with_its_key_file() {
     // A second demo into the same folder refuses to overwrite it.
     fails_with(s.nanu().args(["demo", "--rows", "10", "--keep", "kept"]), 1);
 }
+
+#[test]
+fn request_ids_follow_the_line_numbers_whatever_the_line_endings() {
+    let s = Scratch::with_vault();
+    let lines = trace_head(3);
+    // An LF after the header and CRLF after the rows, as a shell-built trace may have.
+    let text = format!("{}\n{}\r\n", lines[0], lines[1..].join("\r\n"));
+    std::fs::write(s.path("mixed.csv"), text).unwrap();
+
+    let report = s.json(&["replay", "mixed.csv", "--tenants", "1"]);
+    assert_eq!(report["trace"]["replayed"], 3, "{report}");
+    assert_eq!(report["throughput"]["charges"], 3, "{report}");
+    let usage = s.json(&["usage"]);
+    assert_eq!(usage[0]["requests"], 3, "{usage}");
+}
+
+#[test]
+fn rows_whose_amounts_overflow_are_reported_and_skipped() {
+    let s = Scratch::with_vault();
+    let mut lines = trace_head(3);
+    let max = u64::MAX;
+    lines.insert(2, format!("2023-11-16 18:15:47.4,{max},{max}"));
+    // With seed 2, line 4 asks for gpt-4o, whose price makes these counts overflow the cost.
+    let half = i64::MAX;
+    lines.insert(3, format!("2023-11-16 18:15:47.5,{half},{half}"));
+    write_lines(&s, "huge.csv", &lines);
+
+    let report = s.json(&["replay", "huge.csv", "--tenants", "1", "--seed", "2"]);
+    let broken = report["trace"]["broken"].as_array().unwrap();
+    let at: Vec<u64> = broken.iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(at, [3, 4], "{broken:?}");
+    assert!(
+        broken[0]["reason"].as_str().unwrap().contains("more than"),
+        "{broken:?}"
+    );
+    let reason = broken[1]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("cost") && reason.contains("overflows"),
+        "{reason}"
+    );
+    assert_eq!(report["trace"]["rows"], 5);
+    assert_eq!(report["trace"]["replayed"], 3);
+}
+
+#[test]
+fn a_row_beyond_the_range_of_times_is_reported_as_out_of_range() {
+    let s = Scratch::with_vault();
+    let mut lines = trace_head(2);
+    lines.insert(2, "9999-12-31 23:59:59.0,1,1".to_owned());
+    write_lines(&s, "far.csv", &lines);
+
+    let report = s.json(&["replay", "far.csv"]);
+    let broken = report["trace"]["broken"].as_array().unwrap();
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    assert_eq!(broken[0]["line"], 3);
+    let reason = broken[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("out of range"), "{reason}");
+}

@@ -59,12 +59,22 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// A `str` argument.
 pub(crate) fn text_arg<'a>(obj: &'a Bound<'_, PyAny>, name: &str) -> PyResult<&'a str> {
     match obj.cast::<PyString>() {
-        Ok(text) => text.to_str(),
+        Ok(text) => utf8(text, name),
         Err(_) => Err(invalid(format!(
             "{name} must be a str, got {}",
             type_name(obj)
         ))),
     }
+}
+
+/// The UTF-8 text of a `str`. A `str` holding a lone surrogate (`"\ud800"`) has none: that is
+/// an `InvalidArgument` naming the argument, not Python's `UnicodeEncodeError`.
+pub(crate) fn utf8<'a>(text: &'a Bound<'_, PyString>, name: &str) -> PyResult<&'a str> {
+    text.to_str().map_err(|_| {
+        invalid(format!(
+            "{name} is not valid text: it holds a lone surrogate, which UTF-8 cannot encode"
+        ))
+    })
 }
 
 /// An optional `str` argument (`None` is absent).
@@ -303,7 +313,7 @@ fn to_value(obj: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Value>
             .ok_or_else(|| invalid(format!("{what}: {f} is not a finite number")));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_str()?.to_owned()));
+        return Ok(Value::String(utf8(s, what)?.to_owned()));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
@@ -314,7 +324,7 @@ fn to_value(obj: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<Value>
                     type_name(&key)
                 )));
             };
-            let key = key.to_str()?.to_owned();
+            let key = utf8(key, what)?.to_owned();
             let value = to_value(&value, what, depth + 1)?;
             map.insert(key, value);
         }

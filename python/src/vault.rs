@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyList, PyString, PyTuple};
 
 use crate::convert::{
     duration_arg, from_py, opt_text_arg, opt_time_arg, opt_u64_arg, text_arg, to_py, u64_arg,
-    usize_arg,
+    usize_arg, utf8,
 };
 use crate::errors::{self, OrRaise, invalid};
 use crate::results::{ChargeOutcome, Remaining, Verdict};
@@ -50,7 +50,7 @@ fn unlock_of(
                     .map_err(|_| invalid("a raw vault key must be 32 bytes"))?;
                 Ok(nanu::Unlock::key(raw))
             } else if let Ok(text) = key.cast::<PyString>() {
-                let text = text.to_str()?;
+                let text = utf8(text, "key")?;
                 nanu::Unlock::key_hex(text).map_err(|e| invalid(e.message()))
             } else {
                 Err(invalid("key must be 32 bytes or 64 hex digits"))
@@ -80,9 +80,23 @@ fn kdf_of(kdf: Option<&Bound<'_, PyAny>>) -> PyResult<nanu::KdfParams> {
 fn interval(obj: Option<&Bound<'_, PyAny>>, name: &str, default: Duration) -> PyResult<Duration> {
     match obj {
         Some(obj) if !obj.is_none() => {
-            let d = duration_arg(obj, name)?;
+            // duration_arg's own range message says "from 0", but an interval must be at
+            // least a millisecond: every refusal here states that range.
+            let too_small = || {
+                invalid(format!(
+                    "{name} must be from 1 to {} milliseconds (an int) or a timedelta of at \
+                     least 1 millisecond",
+                    u64::MAX
+                ))
+            };
+            let is_int = obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>();
+            let d = match duration_arg(obj, name) {
+                Ok(d) => d,
+                Err(_) if is_int => return Err(too_small()),
+                Err(e) => return Err(e),
+            };
             if d < Duration::from_millis(1) {
-                return Err(invalid(format!("{name} must be at least 1 millisecond")));
+                return Err(too_small());
             }
             Ok(d)
         }
@@ -113,7 +127,7 @@ fn ip_arg(obj: &Bound<'_, PyAny>) -> PyResult<std::net::IpAddr> {
         })
     };
     if let Ok(text) = obj.cast::<PyString>() {
-        return parse(text.to_str()?);
+        return parse(utf8(text, "ip")?);
     }
     let module = obj.get_type().getattr("__module__")?;
     if module.extract::<&str>().ok() == Some("ipaddress") {
@@ -255,7 +269,14 @@ impl Vault {
         at: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Verdict> {
         let vault = self.check_open(py)?;
-        let secret = text_arg(secret, "secret")?;
+        // A secret that is not valid text cannot be a key: it gets the verdict any other
+        // malformed secret gets. U+FFFD is outside every key's alphabet, so the lossy text
+        // still reads as malformed, and the vault counts it as it counts the others.
+        let secret = match secret.cast::<PyString>() {
+            Ok(text) => text.to_string_lossy(),
+            Err(_) => std::borrow::Cow::Borrowed(text_arg(secret, "secret")?),
+        };
+        let secret = secret.as_ref();
         let mut request = nanu::VerifyRequest {
             scope: opt_text_arg(scope, "scope")?,
             model: opt_text_arg(model, "model")?,

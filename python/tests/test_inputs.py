@@ -122,6 +122,23 @@ def test_times_in_other_zones_are_the_same_instant(vault: nanu.Vault) -> None:
 BAD_TEXT: list[Any] = [None, 5, b"bytes", ["list"], 1.5]
 
 
+def test_text_that_utf8_cannot_encode_is_an_invalid_argument(vault: nanu.Vault) -> None:
+    key = vault.mint("acme")
+    lone = "\ud800"
+    for call in (
+        lambda: vault.verify(key.secret, model=lone),
+        lambda: vault.verify(key.secret, scope=lone),
+        lambda: vault.verify(key.secret, ip=lone),
+        lambda: vault.charge(lone, cost=1),
+        lambda: vault.charge(key.key_id, request_id=lone),
+        lambda: vault.mint(lone),
+        lambda: vault.mint("acme", metadata={"k": lone}),
+        lambda: vault.mint("acme", metadata={lone: "v"}),
+    ):
+        with pytest.raises(nanu.InvalidArgument, match="lone surrogate"):
+            call()
+
+
 @pytest.mark.parametrize("value", BAD_TEXT[1:], ids=repr)
 def test_text_arguments_must_be_str(vault: nanu.Vault, value: Any) -> None:
     key = vault.mint("acme")

@@ -104,6 +104,8 @@ def test_raw_key_unlock_bytes_and_hex(tmp_path: Path) -> None:
         ({"passphrase": "a", "prefix": "Bad-Prefix"}, "prefix"),
         ({"passphrase": "a", "currency": ""}, "currency"),
         ({"passphrase": "a", "flush_interval_ms": 0}, "at least 1 millisecond"),
+        ({"passphrase": "a", "flush_interval_ms": -1}, "from 1 to 18446744073709551615"),
+        ({"passphrase": "a", "flush_interval_ms": 2**64}, "from 1 to 18446744073709551615"),
         ({"passphrase": "a", "hold_timeout_ms": -5}, "hold_timeout_ms"),
         ({"passphrase": "a", "hold_timeout_ms": 1.5}, "hold_timeout_ms"),
         ({"passphrase": "a", "kdf": {"m_cost_kib": 8, "t_cost": 1}}, "kdf"),

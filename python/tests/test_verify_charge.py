@@ -46,6 +46,12 @@ def test_malformed_secrets_are_verdicts(vault: nanu.Vault, secret: str) -> None:
     assert verdict.key_id is None and verdict.remaining is None
 
 
+@pytest.mark.parametrize("secret", ["\ud800", "nanu_live_\udfff", "\udc80" * 60])
+def test_a_secret_that_is_not_valid_text_is_malformed(vault: nanu.Vault, secret: str) -> None:
+    verdict = vault.verify(secret)
+    assert (verdict.allowed, verdict.code, verdict.http_status) == (False, "malformed", 401)
+
+
 def test_a_typo_in_a_real_secret_is_malformed_and_an_unknown_one_not_found(
     vault: nanu.Vault,
 ) -> None:
