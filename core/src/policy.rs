@@ -316,10 +316,12 @@ impl From<Limit> for LimitRepr {
 /// and years are refused: a calendar day can be 23 or 25 hours, so write `24h` for a rolling
 /// day, or use a calendar window.
 pub fn parse_duration(text: &str) -> Result<Duration, Error> {
-    let signed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|e| Error::invalid(format!("invalid duration {text:?}: {e}")))?;
+    let signed: jiff::SignedDuration = text.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid duration {text:?}: expected hours, minutes and seconds such as 90s, \
+                 10m or 1h30m (write 24h for a day)"
+        ))
+    })?;
     Duration::try_from(signed)
         .map_err(|_| Error::invalid(format!("duration {text:?} must not be negative")))
 }

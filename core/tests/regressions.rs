@@ -16,7 +16,10 @@ fn a_secret_passed_where_a_key_id_belongs_is_never_echoed() {
     let err = t.vault.get(secret).unwrap_err();
     assert_eq!(err.code(), ErrorCode::NotFound);
     assert!(!err.to_string().contains(secret), "{err}");
-    let usage = nanu::Usage { cost: Some(1), ..nanu::Usage::default() };
+    let usage = nanu::Usage {
+        cost: Some(1),
+        ..nanu::Usage::default()
+    };
     let err = t.vault.charge(secret, &usage).unwrap_err();
     assert!(!err.to_string().contains(secret), "{err}");
     let err = t.vault.revoke(secret, &Context::default()).unwrap_err();
@@ -31,7 +34,10 @@ fn a_grace_period_longer_than_a_year_is_refused() {
     let t = TestVault::new();
     let minted = t.mint("acme", &[]);
     let forever = Duration::from_secs(100_000_000_000 * 3600);
-    let err = t.vault.rotate(&minted.key_id, forever, &Context::default()).unwrap_err();
+    let err = t
+        .vault
+        .rotate(&minted.key_id, forever, &Context::default())
+        .unwrap_err();
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     // Nothing changed: the secret still verifies and is not in a grace period.
     let verdict = t.verify(&minted);
