@@ -13,7 +13,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
@@ -110,6 +110,10 @@ struct Queue {
     urgent: bool,
     closing: bool,
     journal: Option<Journal>,
+    /// Entries the last cut took, and when it was taken.
+    last_cut: (usize, Instant),
+    /// How long the last commit took, from its cut to its end.
+    last_commit: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +125,9 @@ struct Progress {
 /// Queued entries beyond which `throttle` makes writers wait for a commit: large enough that
 /// a burst never waits, small enough that one cut stays a few tens of milliseconds of work.
 const QUEUE_BOUND: usize = 16_384;
+
+/// The name of the commit thread.
+pub(crate) const COMMIT_THREAD: &str = "nanu-commit";
 
 /// The queue shared by callers and the commit thread.
 #[derive(Debug)]
@@ -157,6 +164,8 @@ impl Pipeline {
                 urgent: false,
                 closing: false,
                 journal,
+                last_cut: (0, Instant::now()),
+                last_commit: Duration::ZERO,
             }),
             wake: Condvar::new(),
             progress: Mutex::new(Progress {
@@ -225,6 +234,10 @@ impl Pipeline {
             if queue.entries.len() < QUEUE_BOUND || queue.closing {
                 return Ok(());
             }
+            // An event subscriber runs on the commit thread: waiting there would wait forever.
+            if std::thread::current().name() == Some(COMMIT_THREAD) {
+                return Ok(());
+            }
             queue.urgent = true;
             self.wake.notify_one();
             queue.next_seq - 1
@@ -245,6 +258,19 @@ impl Pipeline {
         if !(queue.urgent || queue.closing) {
             let _ = self.wake.wait_for(&mut queue, self.flush_interval);
         }
+        // Group commit: the callers the last commit released come back one by one. Cutting at
+        // the first would split them into a commit of one and a commit of the rest, two fsyncs
+        // where one does. So wait a little, at most half the last commit's time, until as many
+        // entries are queued as the last cut took.
+        if queue.urgent && !queue.closing && queue.entries.len() < queue.last_cut.0 {
+            let patience = (queue.last_commit / 2).min(Duration::from_millis(1));
+            let deadline = Instant::now() + patience;
+            while queue.entries.len() < queue.last_cut.0 && !queue.closing {
+                if self.wake.wait_until(&mut queue, deadline).timed_out() {
+                    break;
+                }
+            }
+        }
         queue.urgent || queue.closing || !queue.entries.is_empty() || have_dirty
     }
 
@@ -253,6 +279,7 @@ impl Pipeline {
         let mut queue = self.queue.lock();
         let entries = std::mem::take(&mut queue.entries);
         queue.urgent = false;
+        queue.last_cut = (entries.len(), Instant::now());
         let last_seq = queue.next_seq - 1;
         let obsolete = match queue.journal.as_mut() {
             Some(journal) => journal.rotate()?,
@@ -268,6 +295,10 @@ impl Pipeline {
 
     /// Records the outcome of a cut's commit and wakes its waiters.
     pub(crate) fn finish(&self, last_seq: u64, result: Result<()>) {
+        {
+            let mut queue = self.queue.lock();
+            queue.last_commit = queue.last_cut.1.elapsed();
+        }
         let mut progress = self.progress.lock();
         match result {
             Ok(()) => progress.committed = progress.committed.max(last_seq),

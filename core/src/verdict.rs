@@ -212,6 +212,12 @@ impl Remaining {
     }
 
     pub(crate) fn add(&mut self, status: LimitStatus) {
+        self.lower(&status);
+        self.limits.push(status);
+    }
+
+    /// Lowers the least remaining of the status's unit to the status's remaining.
+    pub(crate) fn lower(&mut self, status: &LimitStatus) {
         let slot = match status.limit.unit {
             Unit::Requests => &mut self.requests,
             Unit::Tokens => &mut self.tokens,
@@ -220,7 +226,6 @@ impl Remaining {
             Unit::Cost => &mut self.cost,
         };
         *slot = Some(slot.map_or(status.remaining, |r| r.min(status.remaining)));
-        self.limits.push(status);
     }
 }
 
