@@ -8,6 +8,7 @@
 //! benchmark), and keyed BLAKE3 is a PRF like HMAC.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -186,18 +187,38 @@ pub(crate) fn open_dek(kek: &[u8; 32], sealed: &[u8]) -> Result<Zeroizing<[u8; 3
 }
 
 /// The vault's record cipher and secret digest key, both derived from the DEK.
+///
+/// Record nonces are a random 16-byte prefix, drawn once per open, followed by a 64-bit
+/// counter: unique for the life of this handle without a system call per seal (drawing 24
+/// random bytes from the operating system for every record cost one `getrandom` call on the
+/// charge path). Two handles share a prefix with probability about 2^-128 per pair.
 pub(crate) struct Keys {
     cipher: XChaCha20Poly1305,
     digest_key: [u8; 32],
+    nonce_prefix: [u8; 16],
+    nonce_counter: AtomicU64,
 }
 
 impl Keys {
-    pub(crate) fn new(dek: &[u8; 32]) -> Keys {
+    pub(crate) fn new(dek: &[u8; 32]) -> Result<Keys> {
         let mut record_key = blake3::derive_key("nanu 2026 record sealing key", dek);
         let digest_key = blake3::derive_key("nanu 2026 secret digest key", dek);
         let cipher = XChaCha20Poly1305::new((&record_key).into());
         record_key.zeroize();
-        Keys { cipher, digest_key }
+        Ok(Keys {
+            cipher,
+            digest_key,
+            nonce_prefix: random_bytes()?,
+            nonce_counter: AtomicU64::new(0),
+        })
+    }
+
+    fn next_nonce(&self) -> [u8; NONCE_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        let count = self.nonce_counter.fetch_add(1, Ordering::Relaxed);
+        nonce[16..].copy_from_slice(&count.to_le_bytes());
+        nonce
     }
 
     /// The keyed digest that indexes a secret.
@@ -207,7 +228,7 @@ impl Keys {
 
     /// Seals a record for `table` / `row`.
     pub(crate) fn seal(&self, table: &str, row: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let nonce: [u8; NONCE_LEN] = random_bytes()?;
+        let nonce = self.next_nonce();
         let aad = associated_data(table, row);
         let sealed = self
             .cipher
@@ -270,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_record_moved_to_another_row_fails_to_open() {
-        let keys = Keys::new(&[7u8; 32]);
+        let keys = Keys::new(&[7u8; 32]).unwrap();
         let sealed = keys.seal("keys", b"key_a", b"hello").unwrap();
         assert_eq!(
             keys.open("keys", b"key_a", &sealed).as_deref(),
@@ -281,6 +302,19 @@ mod tests {
         let mut flipped = sealed.clone();
         flipped[30] ^= 1;
         assert!(keys.open("keys", b"key_a", &flipped).is_none());
+    }
+
+    #[test]
+    fn nonces_never_repeat_within_a_handle_and_differ_between_handles() {
+        let a = Keys::new(&[7u8; 32]).unwrap();
+        let b = Keys::new(&[7u8; 32]).unwrap();
+        let first = a.seal("t", b"r", b"x").unwrap();
+        let second = a.seal("t", b"r", b"x").unwrap();
+        let other = b.seal("t", b"r", b"x").unwrap();
+        assert_ne!(first[..24], second[..24]);
+        assert_eq!(first[..16], second[..16], "one prefix per handle");
+        assert_ne!(first[..16], other[..16], "a fresh prefix per handle");
+        assert_eq!(b.open("t", b"r", &first).as_deref(), Some(&b"x"[..]));
     }
 
     #[test]

@@ -232,7 +232,7 @@ pub(crate) fn create(
         txn.open_table(AUDIT)?;
     }
     txn.commit()?;
-    let keys = Keys::new(&dek);
+    let keys = Keys::new(&dek)?;
     Ok((db, header, keys, dek))
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn open_file(path: &Path, unlock: &Unlock) -> Result<(Database, Heade
     }
     let kek = unlock.derive_kek(&header.kdf, &header.salt)?;
     let dek = crypto::open_dek(&kek, &header.sealed_dek)?;
-    let keys = Keys::new(&dek);
+    let keys = Keys::new(&dek)?;
     Ok((db, header, keys, dek))
 }
 
