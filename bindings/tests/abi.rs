@@ -207,9 +207,10 @@ fn request() -> nanu_verify_request {
 #[test]
 fn mint_verify_charge_and_reopen() {
     let f = Fixture::new();
-    let (key_id, secret) = f.mint(
-        r#"{"owner": "acme", "scopes": ["chat"], "limits": ["requests=100/min", "tokens=1M/day", "cost=$10/month"]}"#,
-    );
+    let (key_id, secret) = f.mint(concat!(
+        r#"{"owner": "acme", "scopes": ["chat"], "#,
+        r#""limits": ["requests=100/min", "tokens=1M/day", "cost=$10/month"]}"#
+    ));
     assert!(
         key_id.starts_with("key_") && key_id.len() < NANU_KEY_ID_CAP,
         "{key_id}"

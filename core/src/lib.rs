@@ -17,7 +17,8 @@
 //!
 //! let verdict = vault.verify(minted.secret.expose(), &VerifyRequest::default())?;
 //! assert!(verdict.allowed);
-//! let usage = Usage { input_tokens: 1200, output_tokens: 300, cost: Some(4_500), ..Usage::default() };
+//! let usage =
+//!     Usage { input_tokens: 1200, output_tokens: 300, cost: Some(4_500), ..Usage::default() };
 //! vault.charge(&minted.key_id, &usage)?;
 //! vault.close()?;
 //! # Ok(())

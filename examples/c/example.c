@@ -79,9 +79,8 @@ int main(int argc, char **argv) {
     printf("created %s (nanu %s)\n", path, nanu_version());
 
     /* $2.50 and $10 per million input and output tokens, in micro-units. */
-    TRY("set price", nanu_vault_set_price(
-                         vault, TEXT("gpt-4o"),
-                         TEXT("{\"input_per_mtok\": 2500000, \"output_per_mtok\": 10000000}"), NULL));
+    const char price[] = "{\"input_per_mtok\": 2500000, \"output_per_mtok\": 10000000}";
+    TRY("set price", nanu_vault_set_price(vault, TEXT("gpt-4o"), TEXT(price), NULL));
 
     /* A key for "acme" with three limits; the secret is shown only now. */
     nanu_context ctx = {0};

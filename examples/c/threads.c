@@ -117,7 +117,8 @@ int main(void) {
     pthread_t threads[THREADS];
     worker workers[THREADS];
     for (unsigned t = 0; t < THREADS; t++) {
-        workers[t] = (worker){vault, nanu_secret_value(secret), nanu_secret_len(secret), t, 0, 0, 0};
+        const char *text = nanu_secret_value(secret);
+        workers[t] = (worker){vault, text, nanu_secret_len(secret), t, 0, 0, 0};
         if (pthread_create(&threads[t], NULL, verify_and_charge, &workers[t]) != 0) {
             fprintf(stderr, "pthread_create failed\n");
             for (unsigned u = 0; u < t; u++) {
