@@ -171,14 +171,18 @@ func start(path string, o Options, open openFn) (*Vault, error) {
 
 // Create creates a new vault file at path, which must not exist.
 func Create(path string, o Options) (*Vault, error) {
-	return start(path, o, func(p *C.char, n C.size_t, o *C.nanu_options, out **C.nanu_vault) C.nanu_status {
+	return start(path, o, func(
+		p *C.char, n C.size_t, o *C.nanu_options, out **C.nanu_vault,
+	) C.nanu_status {
 		return C.nanu_vault_create(p, n, o, out)
 	})
 }
 
 // Open opens an existing vault file.
 func Open(path string, o Options) (*Vault, error) {
-	return start(path, o, func(p *C.char, n C.size_t, o *C.nanu_options, out **C.nanu_vault) C.nanu_status {
+	return start(path, o, func(
+		p *C.char, n C.size_t, o *C.nanu_options, out **C.nanu_vault,
+	) C.nanu_status {
 		return C.nanu_vault_open(p, n, o, out)
 	})
 }

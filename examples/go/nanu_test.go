@@ -26,7 +26,8 @@ func create(t *testing.T) (*Vault, string) {
 
 func TestMintVerifyChargeAndReport(t *testing.T) {
 	v, _ := create(t)
-	if err := v.SetPrice("gpt-4o", Price{InputPerMtok: 2_500_000, OutputPerMtok: 10_000_000}); err != nil {
+	price := Price{InputPerMtok: 2_500_000, OutputPerMtok: 10_000_000}
+	if err := v.SetPrice("gpt-4o", price); err != nil {
 		t.Fatal(err)
 	}
 	minted, err := v.Mint(map[string]any{
@@ -41,7 +42,8 @@ func TestMintVerifyChargeAndReport(t *testing.T) {
 		t.Fatalf("minted %q / %q", minted.KeyID, minted.Secret)
 	}
 
-	verdict, err := v.Verify(minted.Secret, &Request{Scope: "chat", Model: "gpt-4o", IP: "10.0.0.1", HoldCost: 50_000})
+	request := &Request{Scope: "chat", Model: "gpt-4o", IP: "10.0.0.1", HoldCost: 50_000}
+	verdict, err := v.Verify(minted.Secret, request)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +51,18 @@ func TestMintVerifyChargeAndReport(t *testing.T) {
 		verdict.Owner != "acme" || verdict.Env != "live" || verdict.Model != "gpt-4o" {
 		t.Fatalf("verdict %+v", verdict)
 	}
-	want := Remaining{Requests: 99, Tokens: 1_000_000, InputTokens: Unlimited, OutputTokens: Unlimited, Cost: 9_950_000}
+	want := Remaining{
+		Requests: 99, Tokens: 1_000_000, InputTokens: Unlimited, OutputTokens: Unlimited,
+		Cost: 9_950_000,
+	}
 	if verdict.Remaining != want || verdict.HoldID == 0 || verdict.DeniedBy != nil {
 		t.Fatalf("verdict %+v", verdict)
 	}
 
-	usage := Usage{Model: "gpt-4o", InputTokens: 1200, OutputTokens: 300, RequestID: "r1", HoldID: verdict.HoldID}
+	usage := Usage{
+		Model: "gpt-4o", InputTokens: 1200, OutputTokens: 300, RequestID: "r1",
+		HoldID: verdict.HoldID,
+	}
 	outcome, err := v.Charge(minted.KeyID, usage)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +91,8 @@ func TestMintVerifyChargeAndReport(t *testing.T) {
 	if rows[0].Group["model"] != "" || rows[0].Denied != 1 {
 		t.Fatalf("rows[0] %+v", rows[0])
 	}
-	if r := rows[1]; r.Group["model"] != "gpt-4o" || r.Requests != 1 || r.Tokens != 1500 || r.Cost != 6000 {
+	if r := rows[1]; r.Group["model"] != "gpt-4o" || r.Requests != 1 || r.Tokens != 1500 ||
+		r.Cost != 6000 {
 		t.Fatalf("rows[1] %+v", r)
 	}
 
@@ -127,14 +136,17 @@ func TestBadInputIsNamed(t *testing.T) {
 	v, _ := create(t)
 	_, err := v.Mint(`{"owner": "acme", "colour": "blue"}`)
 	var nerr *Error
-	if !errors.As(err, &nerr) || nerr.Code != "invalid_argument" || !strings.Contains(nerr.Message, "colour") {
+	if !errors.As(err, &nerr) || nerr.Code != "invalid_argument" ||
+		!strings.Contains(nerr.Message, "colour") {
 		t.Fatalf("error %v", err)
 	}
 	_, err = v.Charge("key_missing", Usage{InputTokens: 1})
-	if !errors.As(err, &nerr) || nerr.Code != "not_found" || !strings.Contains(nerr.Message, "key_missing") {
+	if !errors.As(err, &nerr) || nerr.Code != "not_found" ||
+		!strings.Contains(nerr.Message, "key_missing") {
 		t.Fatalf("error %v", err)
 	}
-	if _, err := v.Verify("x", &Request{IP: "not an address"}); !errors.As(err, &nerr) || nerr.Code != "invalid_argument" {
+	_, err = v.Verify("x", &Request{IP: "not an address"})
+	if !errors.As(err, &nerr) || nerr.Code != "invalid_argument" {
 		t.Fatalf("error %v", err)
 	}
 	verdict, err := v.Verify("\xff\xfe garbage", nil)
