@@ -16,8 +16,12 @@ try {
 }
 
 // Vaults still open when the process exits are closed, so that what the durability level had
-// not yet written (verify counters, `relaxed` charges) is flushed.
-process.once('exit', () => binding.closeAll())
+// not yet written (verify counters, `relaxed` charges) is flushed. Only the main thread does
+// this: `closeAll` closes every vault of the process, and a worker thread that ends must not
+// close the vaults of the others (a worker closes its own vaults itself).
+if (require('node:worker_threads').isMainThread) {
+  process.once('exit', () => binding.closeAll())
+}
 
 module.exports.Vault = binding.Vault
 module.exports.closeAll = binding.closeAll

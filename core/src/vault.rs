@@ -300,6 +300,7 @@ impl Vault {
     /// Creates a new vault file at `path` (which must not exist).
     pub fn create(path: impl AsRef<Path>, options: &Options) -> Result<Vault> {
         let path = path.as_ref();
+        check_options(options)?;
         secret::validate_prefix(&options.prefix)?;
         if options.currency.is_empty()
             || options.currency.len() > 16
@@ -331,6 +332,7 @@ impl Vault {
     /// Opens an existing vault file.
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Vault> {
         let path = path.as_ref();
+        check_options(options)?;
         let (db, header, keys, dek) = store::open_file(path, &options.unlock)?;
         log::debug!("opened vault {}", path.display());
         Vault::start(path, db, header, dek, keys, options)
@@ -1822,6 +1824,18 @@ fn shown(text: &str) -> String {
         Some((cut, _)) => format!("{:?}...", &text[..cut]),
         None => format!("{text:?}"),
     }
+}
+
+/// Refuses intervals that would make the commit thread spin (a zero flush interval) or
+/// release every hold at once (a zero hold timeout).
+fn check_options(options: &Options) -> Result<()> {
+    if options.flush_interval < Duration::from_millis(1) {
+        return Err(Error::invalid("the flush interval must be at least 1 ms"));
+    }
+    if options.hold_timeout < Duration::from_millis(1) {
+        return Err(Error::invalid("the hold timeout must be at least 1 ms"));
+    }
+    Ok(())
 }
 
 /// The longest rotation grace period: an old secret that works for longer than a year is not

@@ -75,3 +75,14 @@ fn a_denied_verify_logs_the_requested_model_whatever_check_denied() {
     assert_eq!(records[0].model.as_deref(), Some("gpt-4o"));
     assert_eq!(records[0].outcome, "scope_denied");
 }
+
+#[test]
+fn a_zero_flush_interval_is_refused_instead_of_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spin.vault");
+    let mut opts = options();
+    opts.flush_interval = Duration::ZERO;
+    let err = Vault::create(&path, &opts).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(!path.exists(), "nothing was created");
+}

@@ -42,20 +42,30 @@ function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = []
     let size = 0
+    let tooLarge = false
     req.on('data', (chunk) => {
       size += chunk.length
-      if (size > MAX_BODY) {
-        reject(new HttpError(413, 'too_large', 'the body is over 1 MiB'))
-        req.destroy()
-      } else chunks.push(chunk)
+      // Keep reading (and dropping) the rest so that the 413 answer reaches the client;
+      // destroying the socket here would reset the connection before the answer is sent.
+      if (size > MAX_BODY) tooLarge = true
+      else chunks.push(chunk)
     })
     req.on('end', () => {
+      if (tooLarge) {
+        reject(new HttpError(413, 'too_large', 'the body is over 1 MiB'))
+        return
+      }
       const text = Buffer.concat(chunks).toString('utf8')
+      let body
       try {
-        resolve(text ? JSON.parse(text) : {})
+        body = text ? JSON.parse(text) : {}
       } catch {
         reject(new HttpError(400, 'bad_request', 'the body is not JSON'))
+        return
       }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        reject(new HttpError(400, 'bad_request', 'the body must be a JSON object'))
+      } else resolve(body)
     })
     req.on('error', reject)
   })
@@ -107,7 +117,11 @@ export function createGateway(vault, { upstream, adminToken, log = () => {} }) {
     if (typeof body.model !== 'string' || body.model === '') {
       throw new HttpError(400, 'bad_request', 'the body needs a model')
     }
+    // The client's X-Request-Id is echoed for tracing, but the charge's request id is the
+    // gateway's own: a client reusing an id must not get a second answer charged as a repeat
+    // of the first (a conflict, found only after the answer was sent).
     const requestId = req.headers['x-request-id'] || randomUUID()
+    const chargeId = randomUUID()
     const verdict = vault.verify(secret, {
       model: body.model,
       ip: req.socket.remoteAddress,
@@ -151,7 +165,7 @@ export function createGateway(vault, { upstream, adminToken, log = () => {} }) {
       endpoint: '/v1/chat/completions',
       inputTokens: answer.usage?.prompt_tokens ?? 0,
       outputTokens: answer.usage?.completion_tokens ?? 0,
-      requestId,
+      requestId: chargeId,
     }
     if (verdict.holdId !== null) usage.holdId = verdict.holdId
     // Charge once the answer is on its way: what was delivered is recorded even past a limit,

@@ -261,3 +261,16 @@ test('flush and stats', (t) => {
     corruptKeys: 0,
   })
 })
+
+test('a worker thread that ends leaves the vaults of the main thread open', async (t) => {
+  const { Worker } = await import('node:worker_threads')
+  const vault = freshVault(t)
+  const worker = new Worker("require('nanu')", { eval: true })
+  await new Promise((resolve, reject) => {
+    worker.on('exit', resolve)
+    worker.on('error', reject)
+  })
+  assert.equal(vault.closed, false)
+  const minted = vault.mint({ owner: 'after-worker' })
+  assert.equal(vault.verify(minted.secret).allowed, true)
+})
