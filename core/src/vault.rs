@@ -977,6 +977,25 @@ impl Vault {
         // Limits: check the key's and the owner's, then apply both, under both locks.
         let mut owner_guard = entry.owner.state.lock();
         let owner = &mut *owner_guard;
+
+        // The last access check needs the owner's limits too, so it runs under the owner's
+        // lock taken for the limits: a key or owner with a cost limit cannot use a model
+        // that has no price.
+        if let Some(model) = verdict.model.as_deref() {
+            let has_cost = state
+                .limits
+                .iter()
+                .chain(&owner.limits)
+                .any(|l| l.limit.unit == Unit::Cost);
+            if has_cost && !self.inner.prices.read().contains_key(model) {
+                verdict.code = Code::ModelUnpriced;
+                drop(owner_guard);
+                drop(state_guard);
+                self.inner.log_denial(&entry, &verdict, t);
+                return Ok(verdict);
+            }
+        }
+
         let t_owner = owner.ledger.advance(now);
         let hold = &request.hold;
         let denial = match state.ledger.check(&state.limits, t, hold) {
@@ -1120,17 +1139,6 @@ impl Vault {
                 && !models.iter().any(|p| key::model_matches(p, model))
             {
                 return Code::ModelDenied;
-            }
-            let has_cost = state.limits.iter().any(|l| l.limit.unit == Unit::Cost)
-                || entry
-                    .owner
-                    .state
-                    .lock()
-                    .limits
-                    .iter()
-                    .any(|l| l.limit.unit == Unit::Cost);
-            if has_cost && !self.inner.prices.read().contains_key(model) {
-                return Code::ModelUnpriced;
             }
         }
         Code::Valid
