@@ -5,6 +5,7 @@
 //! counter of the key and of its owner is checked first, and only when all pass are they
 //! changed, under the locks of both ledgers, so a denied verify changes nothing.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
@@ -92,6 +93,25 @@ pub(crate) struct Counter {
     /// Reserved by outstanding holds. Not persisted: holds do not survive a restart.
     #[serde(skip)]
     pub(crate) held: u64,
+    /// Shared mode: what this process may still admit from the slices it leased in the
+    /// current window. Not persisted: a slice lives in one process's memory.
+    #[serde(skip)]
+    pub(crate) slice: u64,
+}
+
+/// Shared mode: one process's part of one counter, as the shared ledger row records it.
+///
+/// A lease is taken from the counter when granted (the counter's `used`, or its rolling
+/// bucket, includes every lease), so the row's counters never admit more than the limit.
+/// `unused` is what the process has not used of it yet (its slice and its open holds): what
+/// goes back to the counter when the process closes the vault, or when it died and its lease
+/// timed out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Lease {
+    /// The start of the calendar window the lease belongs to (0 for other windows).
+    pub(crate) window: i64,
+    /// Leased and not used.
+    pub(crate) unused: u64,
 }
 
 /// The counters of one key or owner.
@@ -103,6 +123,10 @@ pub(crate) struct Ledger {
     /// Bumped whenever the limits are replaced, so that stale holds settle nothing.
     #[serde(skip)]
     pub(crate) generation: u64,
+    /// Shared mode: the leases of the processes sharing the vault, by session id, parallel to
+    /// the counters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) leases: BTreeMap<u64, Vec<Lease>>,
 }
 
 /// A threshold or exhaustion crossing found while applying usage.
@@ -121,11 +145,12 @@ pub(crate) struct Denial {
     pub(crate) resets_at: Option<i64>,
 }
 
-/// What a hold reserved on one ledger, limit by limit.
-#[derive(Clone, Debug, Default)]
+/// What a hold reserved on one ledger, limit by limit: (limit index, amount, start of the
+/// counter's window when the hold was placed).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Reservation {
     pub(crate) generation: u64,
-    pub(crate) amounts: Vec<(usize, u64)>,
+    pub(crate) amounts: Vec<(usize, u64, i64)>,
 }
 
 fn amount_of(unit: Unit, input: u64, output: u64, cost: u64) -> u64 {
@@ -150,6 +175,7 @@ impl Ledger {
             ],
             last_seen: i64::MIN,
             generation: 0,
+            leases: BTreeMap::new(),
         }
     }
 
@@ -157,12 +183,33 @@ impl Ledger {
     /// unchanged (so changing an amount does not rewrite past usage).
     pub(crate) fn relimit(&mut self, old: &[CompiledLimit], new: &[CompiledLimit]) {
         let now = self.last_seen.max(0);
-        let counters = new
+        let kept: Vec<Option<usize>> = new
             .iter()
             .map(|limit| {
-                let kept = old.iter().enumerate().find(|(_, o)| {
+                old.iter().position(|o| {
                     o.limit.unit == limit.limit.unit && o.limit.window == limit.limit.window
-                });
+                })
+            })
+            .collect();
+        // Shared mode: every process drops its slices and holds of a ledger whose limits
+        // change (as below for this process's view), so the row takes all leases back.
+        let leases = std::mem::take(&mut self.leases);
+        let mut unused = vec![0u64; old.len()];
+        for slots in leases.values() {
+            for ((total, slot), counter) in unused.iter_mut().zip(slots).zip(&self.counters) {
+                if slot.window == counter.start {
+                    *total = total.saturating_add(slot.unused);
+                }
+            }
+        }
+        for ((counter, limit), total) in self.counters.iter_mut().zip(old).zip(&unused) {
+            Ledger::unconsume(counter, limit, now, *total);
+        }
+        let counters = new
+            .iter()
+            .zip(&kept)
+            .map(|(limit, kept)| {
+                let kept = kept.map(|i| (i, &old[i]));
                 let Some((i, was)) = kept else {
                     return Counter {
                         end: i64::MIN,
@@ -171,6 +218,7 @@ impl Ledger {
                 };
                 let mut counter = self.counters.get(i).copied().unwrap_or_default();
                 counter.held = 0;
+                counter.slice = 0;
                 // A rolling state is scaled by its amount: keep the units in use when the
                 // amount changes.
                 if let Kind::Rolling { every_us } = limit.kind {
@@ -293,13 +341,13 @@ impl Ledger {
                     counter.rolling.force(t, amount, *every_us, take);
                     if unit != Unit::Requests && take > 0 {
                         counter.held = counter.held.saturating_add(take);
-                        reservation.amounts.push((index, take));
+                        reservation.amounts.push((index, take, counter.start));
                     }
                 }
                 (_, Unit::Requests) => counter.used = counter.used.saturating_add(1),
                 _ if take > 0 => {
                     counter.held = counter.held.saturating_add(take);
-                    reservation.amounts.push((index, take));
+                    reservation.amounts.push((index, take, counter.start));
                 }
                 _ => {}
             }
@@ -316,12 +364,15 @@ impl Ledger {
         if held.generation != self.generation {
             return;
         }
-        for &(index, take) in &held.amounts {
+        for &(index, take, start) in &held.amounts {
             let (Some(counter), Some(limit)) = (self.counters.get_mut(index), limits.get(index))
             else {
                 continue;
             };
             counter.held = counter.held.saturating_sub(take);
+            if counter.start == start {
+                counter.slice = counter.slice.saturating_add(take);
+            }
             if let Kind::Rolling { every_us } = limit.kind {
                 counter
                     .rolling
@@ -349,8 +400,8 @@ impl Ledger {
                 continue;
             }
             let reserved = held
-                .and_then(|h| h.amounts.iter().find(|(i, _)| *i == index))
-                .map_or(0, |(_, take)| *take);
+                .and_then(|h| h.amounts.iter().find(|(i, ..)| *i == index))
+                .map_or(0, |(_, take, _)| *take);
             let actual = amount_of(unit, input, output, cost);
             let before = Ledger::level(counter, limit, t);
             counter.held = counter.held.saturating_sub(reserved);
@@ -500,6 +551,343 @@ impl Ledger {
     pub(crate) fn is_exceeded(&self, limits: &[CompiledLimit], index: usize, t: i64) -> bool {
         self.status_of(limits, Level::Key, index, t)
             .is_some_and(|s| s.remaining == 0)
+    }
+}
+
+/// A lease granted on one counter: its index, the amount, and the crossings it caused.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    pub(crate) index: usize,
+    pub(crate) amount: u64,
+}
+
+/// Shared mode: the counters of a shared ledger row and this process's view of them.
+impl Ledger {
+    /// The room each counter must have for a request with `hold`, where this process's slices
+    /// fall short: (limit index, shortfall). Rolls calendar windows first; a slice of an ended
+    /// window is void.
+    pub(crate) fn shortfalls(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        hold: &HoldAmounts,
+    ) -> Result<Vec<(usize, u64)>> {
+        let mut short = Vec::new();
+        for (index, (counter, limit)) in self.counters.iter_mut().zip(limits).enumerate() {
+            Ledger::roll(counter, limit, t)?;
+            let need = Ledger::need(limit.limit.unit, hold);
+            if counter.slice < need {
+                short.push((index, need - counter.slice));
+            }
+        }
+        Ok(short)
+    }
+
+    /// Takes an admitted request out of the slices. Call after `admit`, under the same lock,
+    /// once `shortfalls` found none.
+    pub(crate) fn take_slices(&mut self, limits: &[CompiledLimit], hold: &HoldAmounts) {
+        for (counter, limit) in self.counters.iter_mut().zip(limits) {
+            let take = match limit.limit.unit {
+                Unit::Requests => 1,
+                unit => amount_of(unit, hold.input_tokens, hold.output_tokens, hold.cost),
+            };
+            counter.slice = counter.slice.saturating_sub(take);
+        }
+    }
+
+    fn need(unit: Unit, hold: &HoldAmounts) -> u64 {
+        match unit {
+            Unit::Requests => 1,
+            _ => amount_of(unit, hold.input_tokens, hold.output_tokens, hold.cost).max(1),
+        }
+    }
+
+    /// Room left in a shared counter at `t`: leases count as used.
+    fn room(counter: &Counter, limit: &CompiledLimit, t: i64) -> u64 {
+        limit
+            .limit
+            .amount
+            .saturating_sub(Ledger::level(counter, limit, t))
+    }
+
+    /// On a shared row: grants `session` leases covering `wants` (limit index, shortfall),
+    /// all or none. A grant is the shortfall, or more while the counter has plenty of room
+    /// (a share of it that shrinks as the room does, so that the last units of a limit are
+    /// leased one request at a time and no process sits on room another one needs).
+    /// `sessions` is how many processes share the vault. On refusal returns the denial of
+    /// the first counter without room, changing nothing but window roll-overs.
+    pub(crate) fn grant(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        session: u64,
+        wants: &[(usize, u64)],
+        sessions: u64,
+    ) -> Result<std::result::Result<Vec<Grant>, Denial>> {
+        for &(index, want) in wants {
+            let (Some(counter), Some(limit)) = (self.counters.get_mut(index), limits.get(index))
+            else {
+                continue;
+            };
+            Ledger::roll(counter, limit, t)?;
+            if Ledger::room(counter, limit, t) < want {
+                return Ok(Err(Ledger::denial(counter, limit, index, t, want)));
+            }
+        }
+        let mut grants = Vec::with_capacity(wants.len());
+        for &(index, want) in wants {
+            let (Some(counter), Some(limit)) = (self.counters.get_mut(index), limits.get(index))
+            else {
+                continue;
+            };
+            let room = Ledger::room(counter, limit, t);
+            let share = room / (2 * (sessions.max(1) + 1));
+            let amount = if share >= 4 * want { share } else { want };
+            Ledger::consume(counter, limit, t, amount);
+            let slots = self.leases.entry(session).or_default();
+            slots.resize(limits.len(), Lease::default());
+            let slot = &mut slots[index];
+            if slot.window != counter.start {
+                *slot = Lease {
+                    window: counter.start,
+                    unused: 0,
+                };
+            }
+            slot.unused = slot.unused.saturating_add(amount);
+            grants.push(Grant { index, amount });
+        }
+        Ok(Ok(grants))
+    }
+
+    fn denial(counter: &Counter, limit: &CompiledLimit, index: usize, t: i64, want: u64) -> Denial {
+        match limit.kind {
+            Kind::Rolling { every_us } => {
+                let mut probe = counter.rolling;
+                let wait = probe.admit(t, limit.limit.amount, every_us, want).err();
+                Denial {
+                    index,
+                    code: limit.denial_code(),
+                    retry_after_us: wait.filter(|&w| w != u64::MAX),
+                    resets_at: Some(counter.rolling.full_at(t, limit.limit.amount, every_us)),
+                }
+            }
+            _ => {
+                let resets_at = (counter.end != i64::MAX).then_some(counter.end);
+                Denial {
+                    index,
+                    code: limit.denial_code(),
+                    retry_after_us: resets_at
+                        .map(|end| u64::try_from(end.saturating_sub(t)).unwrap_or(0)),
+                    resets_at,
+                }
+            }
+        }
+    }
+
+    fn consume(counter: &mut Counter, limit: &CompiledLimit, t: i64, amount: u64) {
+        match limit.kind {
+            Kind::Rolling { every_us } => {
+                counter
+                    .rolling
+                    .force(t, limit.limit.amount, every_us, amount);
+            }
+            _ => counter.used = counter.used.saturating_add(amount),
+        }
+    }
+
+    fn unconsume(counter: &mut Counter, limit: &CompiledLimit, t: i64, amount: u64) {
+        match limit.kind {
+            Kind::Rolling { every_us } => {
+                counter
+                    .rolling
+                    .refund(t, limit.limit.amount, every_us, amount);
+            }
+            _ => counter.used = counter.used.saturating_sub(amount),
+        }
+    }
+
+    /// On a shared row: gives back what `session` leased and did not use, and forgets its
+    /// leases. A lease of an ended calendar window gives nothing back: that room is gone.
+    pub(crate) fn give_back(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        session: u64,
+    ) -> Result<()> {
+        let Some(slots) = self.leases.remove(&session) else {
+            return Ok(());
+        };
+        for ((counter, limit), slot) in self.counters.iter_mut().zip(limits).zip(slots) {
+            Ledger::roll(counter, limit, t)?;
+            if slot.unused > 0 && slot.window == counter.start {
+                Ledger::unconsume(counter, limit, t, slot.unused);
+            }
+        }
+        Ok(())
+    }
+
+    /// On a shared row: takes `amount` of `session`'s unused lease on counter `index` back
+    /// into the counter (a slice this process gives up).
+    pub(crate) fn return_slice(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        session: u64,
+        index: usize,
+        amount: u64,
+    ) {
+        let (Some(counter), Some(limit)) = (self.counters.get_mut(index), limits.get(index)) else {
+            return;
+        };
+        let Some(slot) = self
+            .leases
+            .get_mut(&session)
+            .and_then(|slots| slots.get_mut(index))
+            .filter(|slot| slot.window == counter.start)
+        else {
+            return;
+        };
+        let amount = amount.min(slot.unused);
+        slot.unused -= amount;
+        Ledger::unconsume(counter, limit, t, amount);
+    }
+
+    /// On a shared row: records what `session` has not used of its leases (`local` is its
+    /// view of this row, whose slices and holds are that part).
+    pub(crate) fn record_unused(&mut self, session: u64, local: &Ledger) {
+        let slots = self.leases.entry(session).or_default();
+        slots.resize(self.counters.len(), Lease::default());
+        for ((slot, global), mine) in slots.iter_mut().zip(&self.counters).zip(&local.counters) {
+            *slot = if mine.start == global.start {
+                Lease {
+                    window: global.start,
+                    unused: mine.slice.saturating_add(mine.held),
+                }
+            } else {
+                Lease::default()
+            };
+        }
+        if slots.iter().all(|s| s.unused == 0) {
+            self.leases.remove(&session);
+        }
+    }
+
+    /// On a shared row: settles a charge made by this process. The hold's reservation was
+    /// taken from the counter with the lease; the counter now gets the difference between
+    /// the usage and that reservation. Returns the crossings.
+    pub(crate) fn settle(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        usage: (u64, u64, u64),
+        held: &[(usize, u64, i64)],
+    ) -> Result<Vec<Crossing>> {
+        let (input, output, cost) = usage;
+        let mut crossings = Vec::new();
+        for (index, (counter, limit)) in self.counters.iter_mut().zip(limits).enumerate() {
+            Ledger::roll(counter, limit, t)?;
+            let unit = limit.limit.unit;
+            if unit == Unit::Requests {
+                continue;
+            }
+            let reserved = held
+                .iter()
+                .find(|(i, _, start)| *i == index && *start == counter.start)
+                .map_or(0, |(_, take, _)| *take);
+            let actual = amount_of(unit, input, output, cost);
+            let before = Ledger::level(counter, limit, t);
+            if actual >= reserved {
+                Ledger::consume(counter, limit, t, actual - reserved);
+            } else {
+                Ledger::unconsume(counter, limit, t, reserved - actual);
+            }
+            let after = Ledger::level(counter, limit, t);
+            crossings.extend(Ledger::crossings(counter, limit, index, before, after));
+        }
+        Ok(crossings)
+    }
+
+    /// On a shared row: the crossings of a lease just granted (the lease counts as used).
+    pub(crate) fn lease_crossings(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        grants: &[Grant],
+    ) -> Vec<Crossing> {
+        let mut crossings = Vec::new();
+        for grant in grants {
+            let (Some(counter), Some(limit)) =
+                (self.counters.get_mut(grant.index), limits.get(grant.index))
+            else {
+                continue;
+            };
+            let after = Ledger::level(counter, limit, t);
+            let before = after.saturating_sub(grant.amount);
+            crossings.extend(Ledger::crossings(
+                counter,
+                limit,
+                grant.index,
+                before,
+                after,
+            ));
+        }
+        crossings
+    }
+
+    /// Makes this process's view of a row agree with the shared row: the row's counters less
+    /// this process's unused leases (which its slices and holds account for), keeping the
+    /// slices and holds.
+    pub(crate) fn sync_view(
+        &mut self,
+        limits: &[CompiledLimit],
+        t: i64,
+        row: &Ledger,
+        session: u64,
+    ) {
+        let slots = row.leases.get(&session);
+        for (index, (mine, (global, limit))) in self
+            .counters
+            .iter_mut()
+            .zip(row.counters.iter().zip(limits))
+            .enumerate()
+        {
+            let unused = slots
+                .and_then(|s| s.get(index))
+                .filter(|s| s.window == global.start)
+                .map_or(0, |s| s.unused);
+            let (slice, held) = if mine.start == global.start {
+                (mine.slice, mine.held)
+            } else {
+                (0, mine.held)
+            };
+            *mine = *global;
+            mine.slice = slice;
+            mine.held = held;
+            Ledger::unconsume(mine, limit, t, unused);
+        }
+        self.last_seen = self.last_seen.max(row.last_seen);
+    }
+
+    /// Shared mode: this process's unused leases as its view has them (for a row whose
+    /// limits are about to change).
+    pub(crate) fn own_leases(&self) -> Vec<Lease> {
+        self.counters
+            .iter()
+            .map(|c| Lease {
+                window: c.start,
+                unused: c.slice.saturating_add(c.held),
+            })
+            .collect()
+    }
+
+    /// On a row of a vault opened exclusively: gives back the leases of processes that shared
+    /// it before (none is still running).
+    pub(crate) fn give_back_all(&mut self, limits: &[CompiledLimit], t: i64) -> Result<()> {
+        let sessions: Vec<u64> = self.leases.keys().copied().collect();
+        for session in sessions {
+            self.give_back(limits, t, session)?;
+        }
+        Ok(())
     }
 }
 

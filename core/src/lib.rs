@@ -50,7 +50,7 @@ pub use crypto::{KdfParams, Unlock};
 pub use error::{Error, ErrorCode, Result};
 pub use events::{Event, EventKind};
 pub use key::{KeyFilter, KeyInfo, KeyPage, KeyPatch, KeySpec, Minted, Status};
-pub use options::{Clock, Context, Options};
+pub use options::{Clock, Concurrency, Context, Options};
 pub use pipeline::Durability;
 pub use policy::{DEFAULT_ALERT_AT, Limit, Unit, Window, format_duration, parse_duration};
 pub use prices::{Price, format_money, parse_money};

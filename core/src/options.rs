@@ -36,6 +36,58 @@ pub struct Options {
     pub currency: String,
     /// The clock; the system clock when `None`.
     pub clock: Option<Clock>,
+    /// Whether other processes may open the vault file at the same time (default
+    /// `exclusive`).
+    pub concurrency: Concurrency,
+    /// In the `shared` mode: how long the slices of limits leased by a process that stopped
+    /// without closing the vault (killed, crashed) stay reserved before other processes take
+    /// them back (default 10 s). A live process renews its lease well within this time.
+    pub lease_timeout: Duration,
+}
+
+/// How processes share a vault file. Chosen when opening; the same names in every language.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Concurrency {
+    /// One process has the file open; another process that tries gets a `locked` error. The
+    /// fastest mode: every counter lives in this process's memory.
+    #[default]
+    Exclusive,
+    /// Any number of processes on one machine open the file at once (workers of a web
+    /// server). Each process leases slices of every limit from the shared counters and admits
+    /// from its slices in memory, so limits hold exactly across processes; changes to keys,
+    /// owners and prices made in one process are seen by the next verify in every other.
+    /// Every commit is durable (fsynced), so only the `durable` level is accepted.
+    Shared,
+}
+
+impl Concurrency {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concurrency::Exclusive => "exclusive",
+            Concurrency::Shared => "shared",
+        }
+    }
+}
+
+impl std::str::FromStr for Concurrency {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Concurrency> {
+        match s {
+            "exclusive" => Ok(Concurrency::Exclusive),
+            "shared" => Ok(Concurrency::Shared),
+            _ => Err(crate::error::Error::invalid(format!(
+                "unknown concurrency {s:?} (exclusive or shared)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Options {
@@ -62,6 +114,8 @@ impl Options {
             prefix: "nanu".to_owned(),
             currency: "usd".to_owned(),
             clock: None,
+            concurrency: Concurrency::Exclusive,
+            lease_timeout: Duration::from_secs(10),
         }
     }
 
@@ -82,6 +136,18 @@ impl Options {
         self.clock = Some(clock);
         self
     }
+
+    /// Sets how processes share the file.
+    pub fn concurrency(mut self, concurrency: Concurrency) -> Options {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Sets how long a dead process's leased slices stay reserved (`shared` mode).
+    pub fn lease_timeout(mut self, timeout: Duration) -> Options {
+        self.lease_timeout = timeout;
+        self
+    }
 }
 
 impl fmt::Debug for Options {
@@ -97,6 +163,8 @@ impl fmt::Debug for Options {
             .field("prefix", &self.prefix)
             .field("currency", &self.currency)
             .field("clock", &self.clock.as_ref().map(|_| "custom"))
+            .field("concurrency", &self.concurrency)
+            .field("lease_timeout", &self.lease_timeout)
             .finish()
     }
 }

@@ -22,7 +22,8 @@ use crate::audit::AuditRecord;
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::ledger::Ledger;
+use crate::ledger::{Lease, Ledger, Reservation};
+use crate::policy::Limit;
 use crate::prices::Price;
 use crate::store::{ChargeMemo, KeyRecord, OwnerRecord};
 use crate::usage::UsageRecord;
@@ -82,6 +83,21 @@ pub(crate) enum Write {
     Audit(Box<AuditRecord>),
     Memo(String, Box<ChargeMemo>),
     Meta(String, serde_json::Value),
+    /// Shared mode: a ledger row's limits replaced (the row is changed where it is stored,
+    /// since other processes count in it too).
+    /// With this process's unused leases in the row before the change.
+    Relimit(String, Vec<Limit>, Vec<Limit>, Vec<Lease>),
+    /// Shared mode: a change to keys, owners or prices for the other processes to apply.
+    Change(u64, Box<Change>),
+}
+
+/// Shared mode: what one administrative call changed, which every other process reloads.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Change {
+    pub(crate) keys: Vec<String>,
+    pub(crate) owners: Vec<String>,
+    pub(crate) prices: bool,
+    pub(crate) default_owner_policy: bool,
 }
 
 /// Counter changes a journal replay must redo, since the ledger rows committed before a
@@ -93,6 +109,9 @@ pub(crate) struct Apply {
     pub(crate) input_tokens: u64,
     pub(crate) output_tokens: u64,
     pub(crate) cost: u64,
+    /// Shared mode: what the settled hold had reserved on the key's and the owner's counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) held: Option<(Reservation, Reservation)>,
 }
 
 /// The writes of one call, as queued and as journaled.

@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::{self, KdfParams, Keys, Unlock};
 use crate::error::{Error, ErrorCode, Result};
+use crate::options::Concurrency;
 use crate::policy::Limit;
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -40,6 +41,12 @@ pub(crate) const CHARGES: TableDefinition<&str, &[u8]> = TableDefinition::new("c
 pub(crate) const USAGE: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("usage");
 pub(crate) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 pub(crate) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Shared mode: the changes to keys, owners and prices, by generation number, which the other
+/// processes apply to their memory.
+pub(crate) const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+/// Shared mode: the processes that have the vault open, by session id, with the time until
+/// which each one's leases are good.
+pub(crate) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 
 /// Identifies a nanu vault in the `meta` table.
 pub(crate) const MAGIC: &[u8] = b"nanu vault";
@@ -198,6 +205,7 @@ pub(crate) fn create(
     kdf: KdfParams,
     prefix: &str,
     currency: &str,
+    concurrency: Concurrency,
 ) -> Result<(Database, Header, Keys, Dek)> {
     if path.exists() {
         return Err(Error::invalid(format!("{} already exists", path.display())));
@@ -214,9 +222,9 @@ pub(crate) fn create(
         prefix: prefix.to_owned(),
         currency: currency.to_owned(),
     };
-    let db = Database::builder()
+    let db = builder(concurrency)
         .create(path)
-        .map_err(|e| database_error(path, e))?;
+        .map_err(|e| database_error(path, e, concurrency))?;
     let txn = db.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
@@ -230,6 +238,8 @@ pub(crate) fn create(
         txn.open_table(USAGE)?;
         txn.open_table(EVENTS)?;
         txn.open_table(AUDIT)?;
+        txn.open_table(CHANGES)?;
+        txn.open_table(SESSIONS)?;
     }
     txn.commit()?;
     let keys = Keys::new(&dek)?;
@@ -237,13 +247,17 @@ pub(crate) fn create(
 }
 
 /// Opens an existing vault file and unseals its data key.
-pub(crate) fn open_file(path: &Path, unlock: &Unlock) -> Result<(Database, Header, Keys, Dek)> {
+pub(crate) fn open_file(
+    path: &Path,
+    unlock: &Unlock,
+    concurrency: Concurrency,
+) -> Result<(Database, Header, Keys, Dek)> {
     if !path.exists() {
         return Err(Error::not_found(format!("no vault at {}", path.display())));
     }
-    let db = Database::builder()
+    let db = builder(concurrency)
         .open(path)
-        .map_err(|e| database_error(path, e))?;
+        .map_err(|e| database_error(path, e, concurrency))?;
     let header = read_header(&db, path)?;
     if header.schema > SCHEMA_VERSION {
         return Err(Error::new(
@@ -299,13 +313,32 @@ pub(crate) fn write_header(db: &Database, header: &Header) -> Result<()> {
     Ok(())
 }
 
-fn database_error(path: &Path, err: redb::DatabaseError) -> Error {
+fn builder(concurrency: Concurrency) -> redb::Builder {
+    let mut builder = Database::builder();
+    if concurrency == Concurrency::Shared {
+        builder.set_concurrency_mode(redb::ConcurrencyMode::MultiWriter);
+    }
+    builder
+}
+
+fn database_error(path: &Path, err: redb::DatabaseError, concurrency: Concurrency) -> Error {
     match err {
+        redb::DatabaseError::DatabaseAlreadyOpen if concurrency == Concurrency::Exclusive => {
+            Error::new(
+                ErrorCode::Locked,
+                format!(
+                    "{} is already open, in another process or through another handle in this \
+                     one, and this open asked for it alone (concurrency exclusive); close it \
+                     there, or open it with concurrency shared in every process",
+                    path.display()
+                ),
+            )
+        }
         redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
             ErrorCode::Locked,
             format!(
-                "{} is already open, in another process or through another handle in this \
-                 one (a vault file is opened exclusively); close it there first",
+                "{} is open in another process with concurrency exclusive; open it with \
+                 concurrency shared in every process that uses it at the same time",
                 path.display()
             ),
         ),

@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::events::{Event, EventKind};
 use crate::key::{self, KeyFilter, KeyInfo, KeyPage, KeyPatch, KeySpec, Minted, Status};
 use crate::ledger::{CompiledLimit, Crossing, Ledger, Reservation};
-use crate::options::{Context, Options};
+use crate::options::{Concurrency, Context, Options};
 use crate::pipeline::{Apply, Durability, Journal, Pipeline, Write};
 use crate::policy::{Limit, Unit};
 use crate::prices::{self, Price};
@@ -31,6 +31,10 @@ use crate::secret;
 use crate::store::{self, ChargeMemo, Header, KeyRecord, OwnerRecord, StoredDigest};
 use crate::usage::{CHARGED, ChargeOutcome, Report, Usage, UsageQuery, UsageRecord, UsageRow};
 use crate::verdict::{Code, Level, Remaining, Verdict, VerifyRequest};
+
+mod shared;
+
+use shared::{Leased, Shared};
 
 /// An open vault. `Send + Sync`: share it between threads (for example in an `Arc`).
 pub struct Vault {
@@ -75,6 +79,8 @@ struct Inner {
     malformed: AtomicU64,
     not_found: AtomicU64,
     last_expiry_scan: AtomicU64,
+    /// The shared mode's state; `None` in the exclusive mode.
+    shared: Option<Shared>,
 }
 
 const MEMO_SHARDS: usize = 64;
@@ -131,6 +137,14 @@ struct OwnerState {
 enum Dirty {
     Key(Arc<KeyEntry>),
     Owner(Arc<OwnerEntry>),
+}
+
+/// What a commit takes of the counters changed since the last one.
+enum Snapshot {
+    /// Exclusive mode: copies of the changed ledgers, taken with the cut.
+    Ledgers(Vec<(String, Ledger)>),
+    /// Shared mode: the changed entries, whose rows are updated inside the transaction.
+    Entries(Vec<Dirty>),
 }
 
 struct Hold {
@@ -316,16 +330,20 @@ impl Vault {
             options.kdf,
             &options.prefix,
             &options.currency,
+            options.concurrency,
         )?;
         log::debug!("created vault {}", path.display());
         let vault = Vault::start(path, db, header, dek, keys, options)?;
-        vault.commit_admin(
-            &Context::default(),
-            "create",
-            "vault",
-            serde_json::json!({}),
-            vec![],
-        )?;
+        {
+            let _admin = vault.inner.admin_guard()?;
+            vault.commit_admin(
+                &Context::default(),
+                "create",
+                "vault",
+                serde_json::json!({}),
+                vec![],
+            )?;
+        }
         Ok(vault)
     }
 
@@ -333,7 +351,7 @@ impl Vault {
     pub fn open(path: impl AsRef<Path>, options: &Options) -> Result<Vault> {
         let path = path.as_ref();
         check_options(options)?;
-        let (db, header, keys, dek) = store::open_file(path, &options.unlock)?;
+        let (db, header, keys, dek) = store::open_file(path, &options.unlock, options.concurrency)?;
         log::debug!("opened vault {}", path.display());
         Vault::start(path, db, header, dek, keys, options)
     }
@@ -347,6 +365,20 @@ impl Vault {
         options: &Options,
     ) -> Result<Vault> {
         let counts: Counts = store::read_sealed_meta(&db, &keys, "counts")?.unwrap_or_default();
+        let shared = match options.concurrency {
+            Concurrency::Shared => {
+                if !Journal::segments(path)?.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "{} has a journal left by a process that used durability process and \
+                         stopped without closing; open it once with concurrency exclusive to \
+                         replay it",
+                        path.display()
+                    )));
+                }
+                Some(Shared::open(path)?)
+            }
+            Concurrency::Exclusive => None,
+        };
         let (replayed, leftover) = match options.durability {
             Durability::Process => Journal::replay(path, &keys)?,
             _ => {
@@ -389,7 +421,7 @@ impl Vault {
             default_owner_limits: RwLock::new(Vec::new()),
             prices: RwLock::new(HashMap::new()),
             holds: Mutex::new(HashMap::new()),
-            next_hold: AtomicU64::new(1),
+            next_hold: AtomicU64::new(shared.as_ref().map_or(0, Shared::hold_base) + 1),
             memos: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             next_usage: AtomicU64::new(counts.next_usage.max(1)),
             next_event: AtomicU64::new(counts.next_event.max(1)),
@@ -402,8 +434,14 @@ impl Vault {
             malformed: AtomicU64::new(counts.malformed),
             not_found: AtomicU64::new(counts.not_found),
             last_expiry_scan: AtomicU64::new(0),
+            shared,
+        };
+        let generation = match inner.shared {
+            Some(_) => inner.join()?,
+            None => 0,
         };
         inner.load()?;
+        inner.loaded_at(generation);
         let inner = Arc::new(inner);
         if !replay.is_empty() {
             log::warn!(
@@ -433,6 +471,10 @@ impl Vault {
             return Ok(());
         };
         let result = self.inner.pipeline.sync(&self.inner.keys);
+        let result = match (&self.inner.shared, result) {
+            (Some(_), Ok(())) => self.inner.leave(),
+            (_, result) => result,
+        };
         self.inner.closed.store(true, Ordering::SeqCst);
         self.inner.pipeline.close();
         let _ = thread.join();
@@ -492,6 +534,7 @@ impl Vault {
     /// nothing.
     pub fn mint_many(&self, specs: &[KeySpec], ctx: &Context) -> Result<Vec<Minted>> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         let t = self.now(ctx.at);
         let prefix = self.prefix();
         let mut prepared = Vec::with_capacity(specs.len());
@@ -622,6 +665,7 @@ impl Vault {
     /// A key's stored details (never its secret).
     pub fn get(&self, key_id: &str) -> Result<KeyInfo> {
         self.check_open()?;
+        self.inner.follow()?;
         let entry = self.entry(key_id)?;
         let state = entry.state.lock();
         Ok(state.info(self.now(None)))
@@ -630,6 +674,7 @@ impl Vault {
     /// One page of keys, in key id order.
     pub fn list(&self, filter: &KeyFilter) -> Result<KeyPage> {
         self.check_open()?;
+        self.inner.follow()?;
         let limit = filter.limit.unwrap_or(100);
         if limit == 0 || limit > 10_000 {
             return Err(Error::invalid("list limit must be 1 to 10000"));
@@ -673,6 +718,7 @@ impl Vault {
     /// Changes a key's policy, labels or state.
     pub fn update(&self, key_id: &str, patch: &KeyPatch, ctx: &Context) -> Result<KeyInfo> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         if let Some(name) = &patch.name {
             key::validate_text("name", name, key::MAX_NAME_LEN)?;
         }
@@ -748,6 +794,7 @@ impl Vault {
         }
         let mut writes = Vec::new();
         if let (Some(limits), Some(compiled)) = (&patch.limits, new_limits) {
+            let mine = state.ledger.own_leases();
             let old = std::mem::replace(&mut state.limits, compiled);
             let KeyState {
                 ledger,
@@ -755,11 +802,12 @@ impl Vault {
                 ..
             } = &mut *state;
             ledger.relimit(&old, new);
-            state.record.limits = limits.clone();
-            writes.push(Write::Ledger(
-                ledger_row(Level::Key, key_id),
-                state.ledger.clone(),
-            ));
+            let before = std::mem::replace(&mut state.record.limits, limits.clone());
+            let row = ledger_row(Level::Key, key_id);
+            writes.push(match self.inner.shared {
+                Some(_) => Write::Relimit(row, before, limits.clone(), mine),
+                None => Write::Ledger(row, state.ledger.clone()),
+            });
         }
         writes.push(Write::Key(Box::new(state.record.clone())));
         let info = state.info(t);
@@ -774,6 +822,7 @@ impl Vault {
     /// Revokes a key at once. Revoking a revoked key does nothing more.
     pub fn revoke(&self, key_id: &str, ctx: &Context) -> Result<()> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         let entry = self.entry(key_id)?;
         let t = self.now(ctx.at);
         let mut writes = Vec::new();
@@ -799,6 +848,7 @@ impl Vault {
     /// Revokes every key of an owner; returns how many were not revoked before.
     pub fn revoke_owner(&self, owner: &str, ctx: &Context) -> Result<u64> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         let t = self.now(ctx.at);
         let entries: Vec<_> = self
             .inner
@@ -825,6 +875,7 @@ impl Vault {
     /// deadline, and a grace of zero ends every earlier secret at once.
     pub fn rotate(&self, key_id: &str, grace: Duration, ctx: &Context) -> Result<Minted> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         check_grace(grace)?;
         let entry = self.entry(key_id)?;
         let t = self.now(ctx.at);
@@ -890,6 +941,7 @@ impl Vault {
     /// that old; returns the new secrets.
     pub fn rotate_due(&self, grace: Duration, ctx: &Context) -> Result<Vec<Minted>> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         check_grace(grace)?;
         let t = self.now(ctx.at);
         let entries: Vec<_> = self.inner.by_id.read().values().cloned().collect();
@@ -938,6 +990,20 @@ impl Vault {
     /// counter.
     pub fn verify(&self, secret: &str, request: &VerifyRequest<'_>) -> Result<Verdict> {
         self.check_open()?;
+        self.inner.follow()?;
+        self.verify_leasing(secret, request, 0)
+    }
+
+    /// Shared mode: how many times a verify leases and tries again before it gives up (other
+    /// threads of this process may take the slices it leased before it gets to them).
+    const LEASE_ATTEMPTS: u32 = 16;
+
+    fn verify_leasing(
+        &self,
+        secret: &str,
+        request: &VerifyRequest<'_>,
+        attempt: u32,
+    ) -> Result<Verdict> {
         let Some(text) = secret::check_shape(secret) else {
             self.inner.malformed.fetch_add(1, Ordering::Relaxed);
             return Ok(Verdict::denied(Code::Malformed));
@@ -998,14 +1064,42 @@ impl Vault {
 
         let t_owner = owner.ledger.advance(now);
         let hold = &request.hold;
-        let denial = match state.ledger.check(&state.limits, t, hold) {
-            Ok(Some(d)) => Some((Level::Key, d)),
-            Ok(None) => match owner.ledger.check(&owner.limits, t_owner, hold) {
-                Ok(Some(d)) => Some((Level::Owner, d)),
-                Ok(None) => None,
+        let denial = if self.inner.shared.is_some() {
+            // Shared mode: admitted from this process's slices, leased when they fall short.
+            let short_key = state.ledger.shortfalls(&state.limits, t, hold)?;
+            let short_owner = owner.ledger.shortfalls(&owner.limits, t_owner, hold)?;
+            if short_key.is_empty() && short_owner.is_empty() {
+                None
+            } else {
+                drop(owner_guard);
+                drop(state_guard);
+                match self.inner.lease(&entry, now, hold)? {
+                    Leased::Again if attempt + 1 < Self::LEASE_ATTEMPTS => {
+                        return self.verify_leasing(secret, request, attempt + 1);
+                    }
+                    Leased::Again => {
+                        return Err(Error::storage(format!(
+                            "key {}: the slices leased for this request were taken by other \
+                             requests {} times in a row; try again",
+                            entry.id,
+                            Self::LEASE_ATTEMPTS
+                        )));
+                    }
+                    Leased::Denied(level, denial) => {
+                        return Ok(self.deny_by_limit(&entry, verdict, level, denial, now));
+                    }
+                }
+            }
+        } else {
+            match state.ledger.check(&state.limits, t, hold) {
+                Ok(Some(d)) => Some((Level::Key, d)),
+                Ok(None) => match owner.ledger.check(&owner.limits, t_owner, hold) {
+                    Ok(Some(d)) => Some((Level::Owner, d)),
+                    Ok(None) => None,
+                    Err(err) => return Err(err),
+                },
                 Err(err) => return Err(err),
-            },
-            Err(err) => return Err(err),
+            }
         };
         if let Some((level, denial)) = denial {
             verdict.code = denial.code;
@@ -1027,8 +1121,15 @@ impl Vault {
             self.inner.log_denial(&entry, &verdict, t);
             return Ok(verdict);
         }
-        let (on_key, key_crossings) = state.ledger.admit(&state.limits, t, hold);
-        let (on_owner, owner_crossings) = owner.ledger.admit(&owner.limits, t_owner, hold);
+        let (on_key, mut key_crossings) = state.ledger.admit(&state.limits, t, hold);
+        let (on_owner, mut owner_crossings) = owner.ledger.admit(&owner.limits, t_owner, hold);
+        if self.inner.shared.is_some() {
+            state.ledger.take_slices(&state.limits, hold);
+            owner.ledger.take_slices(&owner.limits, hold);
+            // The shared counters fire the alerts, when leases and charges reach them.
+            key_crossings.clear();
+            owner_crossings.clear();
+        }
         let mut remaining = Remaining::default();
         fill_remaining(state, owner, t, t_owner, &mut remaining);
         let mut events = Vec::new();
@@ -1063,6 +1164,39 @@ impl Vault {
         verdict.code = Code::Valid;
         verdict.remaining = Some(remaining);
         Ok(verdict)
+    }
+
+    /// Shared mode: the verdict of a request a limit's shared counter has no room for.
+    fn deny_by_limit(
+        &self,
+        entry: &Arc<KeyEntry>,
+        mut verdict: Verdict,
+        level: Level,
+        denial: crate::ledger::Denial,
+        now: i64,
+    ) -> Verdict {
+        let state = entry.state.lock();
+        let owner = entry.owner.state.lock();
+        let t = now.max(state.ledger.last_seen);
+        let t_owner = now.max(owner.ledger.last_seen);
+        verdict.code = denial.code;
+        verdict.retry_after = denial.retry_after_us.map(Duration::from_micros);
+        verdict.resets_at = denial.resets_at.map(timestamp);
+        verdict.denied_by = match level {
+            Level::Key => state
+                .ledger
+                .status_of(&state.limits, level, denial.index, t),
+            Level::Owner => owner
+                .ledger
+                .status_of(&owner.limits, level, denial.index, t_owner),
+        };
+        let mut remaining = Remaining::default();
+        fill_remaining(&state, &owner, t, t_owner, &mut remaining);
+        verdict.remaining = Some(remaining);
+        drop(owner);
+        drop(state);
+        self.inner.log_denial(entry, &verdict, t);
+        verdict
     }
 
     /// The access checks before limits: status, expiry, env, IP, scope, model and price.
@@ -1148,6 +1282,7 @@ impl Vault {
     /// Delivered usage is always recorded, even past a limit.
     pub fn charge(&self, key_id: &str, usage: &Usage) -> Result<ChargeOutcome> {
         self.check_open()?;
+        self.inner.follow()?;
         if let Some(model) = &usage.model
             && !key::model_is_well_formed(model)
         {
@@ -1178,13 +1313,21 @@ impl Vault {
             .map(|id| format!("{key_id}\u{0}{id}"));
         let shard = memo_key.as_ref().map(|k| &self.inner.memos[memo_shard(k)]);
         let mut memos = shard.map(|s| s.lock());
-        let first = match (memos.as_ref(), memo_key.as_ref()) {
+        let mut first = match (memos.as_ref(), memo_key.as_ref()) {
             (Some(memos), Some(memo_key)) => memos.get(memo_key).map(|(memo, seq)| {
                 let same = memo.fingerprint == fingerprint;
                 (same, memo.outcome.clone(), *seq)
             }),
             _ => None,
         };
+        // Shared mode: the request id may have been charged by another process.
+        if first.is_none()
+            && self.inner.shared.is_some()
+            && let Some(memo_key) = &memo_key
+            && let Some(memo) = self.inner.stored_memo(memo_key)?
+        {
+            first = Some((memo.fingerprint == fingerprint, memo.outcome, 0));
+        }
         if let Some((same, outcome, seq)) = first {
             drop(memos);
             if !same {
@@ -1276,9 +1419,21 @@ impl Vault {
             }
         }
         let mut writes = Vec::with_capacity(4);
-        let crossings = (key_crossings, owner_crossings);
-        self.inner
-            .crossing_events(&entry, state, owner, t, crossings, &mut writes);
+        // In the shared mode the shared counters fire the alerts, when the charge settles.
+        if self.inner.shared.is_none() {
+            let crossings = (key_crossings, owner_crossings);
+            self.inner
+                .crossing_events(&entry, state, owner, t, crossings, &mut writes);
+        }
+        let held = match (&hold, &self.inner.shared) {
+            (Some(h), Some(_))
+                if h.on_key.generation == state.ledger.generation
+                    && h.on_owner.generation == owner.ledger.generation =>
+            {
+                Some((h.on_key.clone(), h.on_owner.clone()))
+            }
+            _ => None,
+        };
         // Only a named model can be unpriced; tokens without a model or a cost are recorded
         // at zero cost (`priced` says so) without an event.
         if !priced && model.is_some() {
@@ -1331,6 +1486,7 @@ impl Vault {
             input_tokens: usage.input_tokens,
             output_tokens: usage.output_tokens,
             cost,
+            held,
         };
         let durable = self.inner.options.durability == Durability::Durable;
         let seq = self
@@ -1387,6 +1543,7 @@ impl Vault {
     /// The state of every limit of a key and of its owner at `at` (default now).
     pub fn remaining(&self, key_id: &str, at: Option<Timestamp>) -> Result<Remaining> {
         self.check_open()?;
+        self.inner.follow()?;
         let entry = self.entry(key_id)?;
         let now = self.now(at);
         let state = entry.state.lock();
@@ -1403,11 +1560,13 @@ impl Vault {
     /// Sets an owner's limits (shared by all its keys), creating the owner if needed.
     pub fn set_owner_policy(&self, owner: &str, limits: &[Limit], ctx: &Context) -> Result<()> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         key::validate_owner(owner)?;
         let compiled = CompiledLimit::compile_all(limits)?;
         let (entry, created) = self.inner.owner_entry(owner)?;
         let _gate = self.inner.pipeline.gate.read();
         let mut state = entry.state.lock();
+        let mine = state.ledger.own_leases();
         let old = std::mem::replace(&mut state.limits, compiled);
         let OwnerState {
             ledger,
@@ -1415,10 +1574,14 @@ impl Vault {
             ..
         } = &mut *state;
         ledger.relimit(&old, new);
-        state.record.limits = limits.to_vec();
+        let before = std::mem::replace(&mut state.record.limits, limits.to_vec());
+        let row = ledger_row(Level::Owner, owner);
         let writes = vec![
             Write::Owner(state.record.clone()),
-            Write::Ledger(ledger_row(Level::Owner, owner), state.ledger.clone()),
+            match self.inner.shared {
+                Some(_) => Write::Relimit(row, before, limits.to_vec(), mine),
+                None => Write::Ledger(row, state.ledger.clone()),
+            },
         ];
         drop(state);
         drop(_gate);
@@ -1429,6 +1592,7 @@ impl Vault {
     /// Sets the limits given to an owner when it first appears (existing owners keep theirs).
     pub fn set_default_owner_policy(&self, limits: &[Limit], ctx: &Context) -> Result<()> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         CompiledLimit::compile_all(limits)?;
         let value = serde_json::to_value(limits).map_err(|e| Error::invalid(e.to_string()))?;
         *self.inner.default_owner_limits.write() = limits.to_vec();
@@ -1448,6 +1612,7 @@ impl Vault {
     /// An owner's limits and their state.
     pub fn owner(&self, owner: &str) -> Result<OwnerInfo> {
         self.check_open()?;
+        self.inner.follow()?;
         let entry = self
             .inner
             .owners
@@ -1498,6 +1663,7 @@ impl Vault {
     /// Sets (or with `None` removes) a model's price.
     pub fn set_price(&self, model: &str, price: Option<Price>, ctx: &Context) -> Result<()> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         if !key::model_is_well_formed(model) {
             return Err(Error::invalid(format!("invalid model name {model:?}")));
         }
@@ -1514,6 +1680,7 @@ impl Vault {
     /// micro-units per million tokens.
     pub fn import_prices(&self, litellm_json: &str, ctx: &Context) -> Result<PriceImport> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         let import = prices::parse_litellm(litellm_json)?;
         let mut writes = Vec::with_capacity(import.prices.len());
         {
@@ -1557,6 +1724,7 @@ impl Vault {
     /// Sums of the usage log, filtered, grouped and bucketed.
     pub fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageRow>> {
         self.check_open()?;
+        self.inner.follow()?;
         let mut report = Report::new(query)?;
         self.scan_usage(query, |at, record| report.add(at, record))?;
         Ok(report.finish())
@@ -1565,6 +1733,7 @@ impl Vault {
     /// The usage log's records, filtered, oldest first, at most `limit` of them.
     pub fn usage_records(&self, query: &UsageQuery, limit: usize) -> Result<Vec<UsageRecord>> {
         self.check_open()?;
+        self.inner.follow()?;
         query.validate()?;
         let mut out = Vec::new();
         self.scan_usage(query, |_, record| {
@@ -1602,6 +1771,7 @@ impl Vault {
     /// Events after `after_seq`, oldest first, at most `limit`.
     pub fn events(&self, after_seq: u64, limit: usize) -> Result<Vec<Event>> {
         self.check_open()?;
+        self.inner.follow()?;
         self.inner.pipeline.sync(&self.inner.keys)?;
         let db = self.inner.db.read();
         let db = db.as_ref().ok_or_else(closed)?;
@@ -1640,6 +1810,7 @@ impl Vault {
     /// Audit records after `after_seq`, oldest first, at most `limit`.
     pub fn audit(&self, after_seq: u64, limit: usize) -> Result<Vec<AuditRecord>> {
         self.check_open()?;
+        self.inner.follow()?;
         self.inner.pipeline.sync(&self.inner.keys)?;
         let db = self.inner.db.read();
         let db = db.as_ref().ok_or_else(closed)?;
@@ -1662,6 +1833,7 @@ impl Vault {
     /// the one before, and the last one matching the head kept in the header.
     pub fn verify_audit(&self) -> Result<AuditCheck> {
         self.check_open()?;
+        self.inner.follow()?;
         self.inner.pipeline.sync(&self.inner.keys)?;
         let head = *self.inner.audit_head.lock();
         let db = self.inner.db.read();
@@ -1733,6 +1905,7 @@ impl Vault {
     /// given KDF parameters). Only the header changes.
     pub fn rekey(&self, unlock: &Unlock, kdf: crypto::KdfParams, ctx: &Context) -> Result<()> {
         self.check_open()?;
+        let _admin = self.inner.admin_guard()?;
         let salt: [u8; 16] = crypto::random_bytes()?;
         let kek = unlock.derive_kek(&kdf, &salt)?;
         let sealed = crypto::seal_dek(&kek, &self.inner.dek)?;
@@ -1783,13 +1956,23 @@ impl Vault {
             "audit_head".to_owned(),
             serde_json::json!({ "seq": head.0 + 1, "hash": hex(&hash) }),
         ));
+        let change = self.inner.change_write(&writes);
+        let generation = change.as_ref().map(|(g, _)| *g);
+        writes.extend(change.map(|(_, w)| w));
         let seq = self
             .inner
             .pipeline
             .submit(&self.inner.keys, writes, None, true)?;
         *head = (head.0 + 1, hash);
         drop(head);
-        self.inner.pipeline.wait(seq)
+        self.inner.pipeline.wait(seq)?;
+        if let Some(generation) = generation
+            && let Err(err) = self.inner.publish(generation)
+        {
+            // The change is committed; the other processes see it with the next one.
+            log::warn!("cannot announce change {generation} to other processes: {err}");
+        }
+        Ok(())
     }
 }
 
@@ -1837,6 +2020,16 @@ fn shown(text: &str) -> String {
 /// Refuses intervals that would make the commit thread spin (a zero flush interval) or
 /// release every hold at once (a zero hold timeout).
 fn check_options(options: &Options) -> Result<()> {
+    if options.concurrency == Concurrency::Shared && options.durability != Durability::Durable {
+        return Err(Error::invalid(format!(
+            "durability {} cannot be used with concurrency shared: in that mode every commit \
+             is durable (fsynced), so the level must be durable",
+            options.durability.as_str()
+        )));
+    }
+    if options.lease_timeout < Duration::from_millis(10) {
+        return Err(Error::invalid("the lease timeout must be at least 10 ms"));
+    }
     if options.flush_interval < Duration::from_millis(1) {
         return Err(Error::invalid("the flush interval must be at least 1 ms"));
     }
@@ -2171,20 +2364,23 @@ impl Inner {
                 }
             };
             let mut state = OwnerState::new(record)?;
+            let mut given_back = false;
             if let Some(ledger) = ledgers.get(&ledger_row(Level::Owner, &name))
                 && ledger.counters.len() == state.limits.len()
             {
                 state.ledger = ledger.clone();
+                given_back = self.settle_leases(&mut state.ledger, &state.limits)?;
             }
             let name: Arc<str> = Arc::from(name.as_str());
-            owners.insert(
-                name.clone(),
-                Arc::new(OwnerEntry {
-                    name,
-                    dirty: AtomicBool::new(false),
-                    state: Mutex::new(state),
-                }),
-            );
+            let entry = Arc::new(OwnerEntry {
+                name: name.clone(),
+                dirty: AtomicBool::new(given_back),
+                state: Mutex::new(state),
+            });
+            if given_back {
+                self.dirty.lock().push(Dirty::Owner(entry.clone()));
+            }
+            owners.insert(name, entry);
         }
         drop(owners);
 
@@ -2204,10 +2400,12 @@ impl Inner {
                 }
             };
             let mut state = state;
+            let mut given_back = false;
             if let Some(ledger) = ledgers.get(&ledger_row(Level::Key, &id))
                 && ledger.counters.len() == state.limits.len()
             {
                 state.ledger = ledger.clone();
+                given_back = self.settle_leases(&mut state.ledger, &state.limits)?;
             }
             let (owner, _) = self.owner_entry(&state.record.owner)?;
             let digests: Vec<[u8; 32]> = state.record.digests.iter().map(|d| d.digest).collect();
@@ -2215,9 +2413,12 @@ impl Inner {
             let entry = Arc::new(KeyEntry {
                 id: id.clone(),
                 owner,
-                dirty: AtomicBool::new(false),
+                dirty: AtomicBool::new(given_back),
                 state: Mutex::new(state),
             });
+            if given_back {
+                self.dirty.lock().push(Dirty::Key(entry.clone()));
+            }
             for digest in digests {
                 by_digest.insert(digest, entry.clone());
             }
@@ -2249,6 +2450,23 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The leases a loaded ledger row holds. Exclusive mode: no other process runs, so every
+    /// lease left by processes that shared the vault before is given back (returns true: the
+    /// row must be written). Shared mode: the leases stay in the row, and this process's view
+    /// starts without slices.
+    fn settle_leases(&self, ledger: &mut Ledger, limits: &[CompiledLimit]) -> Result<bool> {
+        if ledger.leases.is_empty() {
+            return Ok(false);
+        }
+        if self.shared.is_some() {
+            ledger.leases.clear();
+            return Ok(false);
+        }
+        let t = self.now(None).max(ledger.last_seen);
+        ledger.give_back_all(limits, t)?;
+        Ok(true)
     }
 
     /// Redoes journal entries that the last durable commit did not contain, and queues them
@@ -2355,7 +2573,7 @@ impl Inner {
                     *self.default_owner_limits.write() = limits;
                 }
             }
-            Write::Meta(..) | Write::Ledger(..) => {}
+            Write::Meta(..) | Write::Ledger(..) | Write::Relimit(..) | Write::Change(..) => {}
         }
         Ok(())
     }
@@ -2363,7 +2581,7 @@ impl Inner {
     /// The commit thread.
     fn commit_loop(self: Arc<Inner>, mut leftover: Vec<PathBuf>) {
         loop {
-            let have_dirty = !self.dirty.lock().is_empty();
+            let have_dirty = !self.dirty.lock().is_empty() || self.renewal_due();
             let go = self.pipeline.wait_for_work(have_dirty);
             let now = self.now(None);
             self.expire_holds(now, false);
@@ -2376,7 +2594,7 @@ impl Inner {
             if !go {
                 continue;
             }
-            let (cut, ledgers) = {
+            let (mut cut, snapshot) = {
                 let _gate = self.pipeline.gate.write();
                 let cut = match self.pipeline.cut() {
                     Ok(cut) => cut,
@@ -2387,13 +2605,23 @@ impl Inner {
                 };
                 (cut, self.snapshot_dirty())
             };
-            let result = self.write_cut(&cut, ledgers);
+            let result = self.write_cut(&mut cut, snapshot);
             let ok = result.is_ok();
-            self.pipeline.finish(cut.last_seq, result);
+            let extra = match result {
+                Ok(extra) => {
+                    self.pipeline.finish(cut.last_seq, Ok(()));
+                    extra
+                }
+                Err(err) => {
+                    self.pipeline.finish(cut.last_seq, Err(err));
+                    Vec::new()
+                }
+            };
             if ok {
                 Journal::remove(&cut.obsolete);
                 Journal::remove(&std::mem::take(&mut leftover));
                 self.deliver(&cut);
+                self.deliver_events(&extra);
             }
             if cut.closing || !ok {
                 return;
@@ -2401,9 +2629,19 @@ impl Inner {
         }
     }
 
-    fn snapshot_dirty(&self) -> Vec<(String, Ledger)> {
+    fn snapshot_dirty(&self) -> Snapshot {
         let dirty = std::mem::take(&mut *self.dirty.lock());
-        dirty
+        if self.shared.is_some() {
+            // Shared mode: the rows are read and changed inside the transaction.
+            for item in &dirty {
+                match item {
+                    Dirty::Key(entry) => entry.dirty.store(false, Ordering::Release),
+                    Dirty::Owner(entry) => entry.dirty.store(false, Ordering::Release),
+                }
+            }
+            return Snapshot::Entries(dirty);
+        }
+        let ledgers = dirty
             .into_iter()
             .map(|d| match d {
                 Dirty::Key(entry) => {
@@ -2417,17 +2655,28 @@ impl Inner {
                     (ledger_row(Level::Owner, &entry.name), state.ledger.clone())
                 }
             })
-            .collect()
+            .collect();
+        Snapshot::Ledgers(ledgers)
     }
 
-    fn write_cut(&self, cut: &crate::pipeline::Cut, ledgers: Vec<(String, Ledger)>) -> Result<()> {
+    /// Commits a cut. Returns the events the commit added besides the cut's own (the shared
+    /// mode's settlement alerts).
+    fn write_cut(&self, cut: &mut crate::pipeline::Cut, snapshot: Snapshot) -> Result<Vec<Event>> {
         let db = self.db.read();
         let db = db.as_ref().ok_or_else(closed)?;
         let keys = &self.keys;
         let mut txn = db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)
             .map_err(|e| Error::storage(e.to_string()))?;
+        let extra = match &snapshot {
+            Snapshot::Entries(dirty) => self.write_shared(&txn, cut, dirty)?,
+            Snapshot::Ledgers(_) => Vec::new(),
+        };
         {
+            let mut changes_t = match snapshot {
+                Snapshot::Entries(_) => Some(txn.open_table(store::CHANGES)?),
+                Snapshot::Ledgers(_) => None,
+            };
             let mut keys_t = txn.open_table(store::KEYS)?;
             let mut ledgers_t = txn.open_table(store::LEDGERS)?;
             let mut owners_t = txn.open_table(store::OWNERS)?;
@@ -2486,10 +2735,26 @@ impl Inner {
                             let sealed = store::seal(keys, "meta", name.as_bytes(), value)?;
                             meta_t.insert(name.as_str(), sealed.as_slice())?;
                         }
+                        // Changed in the row by `write_shared`.
+                        Write::Relimit(..) => {}
+                        Write::Change(generation, change) => {
+                            if let Some(table) = changes_t.as_mut() {
+                                let row = generation.to_be_bytes();
+                                let sealed = store::seal(keys, "changes", &row, change)?;
+                                table.insert(*generation, sealed.as_slice())?;
+                            }
+                        }
                     }
                 }
             }
-            for (row, ledger) in &ledgers {
+            let Snapshot::Ledgers(ledgers) = &snapshot else {
+                // Shared mode: the counts were written by `write_shared`.
+                drop((keys_t, ledgers_t, owners_t, prices_t, charges_t, usage_t));
+                drop((events_t, audit_t, meta_t, changes_t));
+                txn.commit()?;
+                return Ok(extra);
+            };
+            for (row, ledger) in ledgers {
                 let sealed = store::seal(keys, "ledgers", row.as_bytes(), ledger)?;
                 ledgers_t.insert(row.as_str(), sealed.as_slice())?;
             }
@@ -2504,10 +2769,24 @@ impl Inner {
             meta_t.insert("counts", sealed.as_slice())?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(extra)
     }
 
     fn deliver(&self, cut: &crate::pipeline::Cut) {
+        let events = cut.entries.iter().flat_map(|entry| {
+            entry.writes.iter().filter_map(|write| match write {
+                Write::Event(event) => Some(&**event),
+                _ => None,
+            })
+        });
+        self.deliver_each(events);
+    }
+
+    fn deliver_events(&self, events: &[Event]) {
+        self.deliver_each(events.iter());
+    }
+
+    fn deliver_each<'a>(&self, events: impl Iterator<Item = &'a Event>) {
         let subscribers: Vec<Subscriber> = self
             .subscribers
             .lock()
@@ -2517,15 +2796,11 @@ impl Inner {
         if subscribers.is_empty() {
             return;
         }
-        for entry in &cut.entries {
-            for write in &entry.writes {
-                if let Write::Event(event) = write {
-                    for subscriber in &subscribers {
-                        let call = std::panic::AssertUnwindSafe(|| subscriber(event));
-                        if std::panic::catch_unwind(call).is_err() {
-                            log::warn!("an event subscriber panicked on event {}", event.seq);
-                        }
-                    }
+        for event in events {
+            for subscriber in &subscribers {
+                let call = std::panic::AssertUnwindSafe(|| subscriber(event));
+                if std::panic::catch_unwind(call).is_err() {
+                    log::warn!("an event subscriber panicked on event {}", event.seq);
                 }
             }
         }
