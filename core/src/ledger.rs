@@ -868,6 +868,42 @@ impl Ledger {
         self.last_seen = self.last_seen.max(row.last_seen);
     }
 
+    /// Shared mode: a charge's usage beyond its hold is taken from this process's slices as
+    /// far as they cover it (that room was leased already). Returns what the shared counter
+    /// settles the charge against: the hold's reservation plus what the slices covered. Call
+    /// after `apply_usage`, under the same lock.
+    pub(crate) fn charge_slices(
+        &mut self,
+        limits: &[CompiledLimit],
+        usage: (u64, u64, u64),
+        held: Option<&Reservation>,
+    ) -> Reservation {
+        let (input, output, cost) = usage;
+        let held = held.filter(|h| h.generation == self.generation);
+        let mut covered = Reservation {
+            generation: self.generation,
+            amounts: Vec::new(),
+        };
+        for (index, (counter, limit)) in self.counters.iter_mut().zip(limits).enumerate() {
+            let unit = limit.limit.unit;
+            if unit == Unit::Requests {
+                continue;
+            }
+            let reserved = held
+                .and_then(|h| h.amounts.iter().find(|(i, ..)| *i == index))
+                .filter(|(.., start)| *start == counter.start)
+                .map_or(0, |(_, take, _)| *take);
+            let actual = amount_of(unit, input, output, cost);
+            let from_slice = actual.saturating_sub(reserved).min(counter.slice);
+            counter.slice -= from_slice;
+            let total = reserved.saturating_add(from_slice);
+            if total > 0 {
+                covered.amounts.push((index, total, counter.start));
+            }
+        }
+        covered
+    }
+
     /// Shared mode: this process's unused leases as its view has them (for a row whose
     /// limits are about to change).
     pub(crate) fn own_leases(&self) -> Vec<Lease> {

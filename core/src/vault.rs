@@ -1425,15 +1425,14 @@ impl Vault {
             self.inner
                 .crossing_events(&entry, state, owner, t, crossings, &mut writes);
         }
-        let held = match (&hold, &self.inner.shared) {
-            (Some(h), Some(_))
-                if h.on_key.generation == state.ledger.generation
-                    && h.on_owner.generation == owner.ledger.generation =>
-            {
-                Some((h.on_key.clone(), h.on_owner.clone()))
-            }
-            _ => None,
-        };
+        let held = self.inner.shared.as_ref().map(|_| {
+            let on_key = hold.as_ref().map(|h| &h.on_key);
+            let on_owner = hold.as_ref().map(|h| &h.on_owner);
+            (
+                state.ledger.charge_slices(&state.limits, amounts, on_key),
+                owner.ledger.charge_slices(&owner.limits, amounts, on_owner),
+            )
+        });
         // Only a named model can be unpriced; tokens without a model or a cost are recorded
         // at zero cost (`priced` says so) without an event.
         if !priced && model.is_some() {

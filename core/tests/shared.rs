@@ -26,7 +26,7 @@ fn hammer(vault: &Arc<Vault>, secret: &str, threads: usize, hold: HoldAmounts) -
     let admitted = Arc::new(AtomicU64::new(0));
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            let (vault, admitted, hold) = (vault.clone(), admitted.clone(), hold.clone());
+            let (vault, admitted, hold) = (vault.clone(), admitted.clone(), hold);
             scope.spawn(move || {
                 let request = VerifyRequest {
                     hold,
@@ -148,4 +148,48 @@ fn limits_changed_by_update_keep_counting_in_the_shared_row() {
     t.vault = Vault::open(&t.path, &options().clock(t.clock.clock())).unwrap();
     let remaining = t.vault.remaining(&key.key_id, None).unwrap();
     assert_eq!(remaining.get(Unit::Requests), Some(0));
+}
+
+#[test]
+fn a_revoke_through_one_handle_is_seen_by_the_next_verify_of_another() {
+    let t = TestVault::with(shared());
+    let key = t.mint("acme", &["requests=100"]);
+    let opts = options()
+        .clock(t.clock.clock())
+        .concurrency(Concurrency::Shared);
+    let other = Vault::open(&t.path, &opts).expect("a second shared handle");
+    let request = VerifyRequest::default();
+    assert!(other.verify(key.secret.expose(), &request).unwrap().allowed);
+    t.vault.revoke(&key.key_id, &Context::default()).unwrap();
+    let verdict = other.verify(key.secret.expose(), &request).unwrap();
+    assert_eq!(verdict.code, Code::Revoked);
+    // A key minted through the other handle verifies here at once.
+    let minted = other
+        .mint(&common::spec("beta", &[]), &Context::default())
+        .unwrap();
+    assert!(
+        t.vault
+            .verify(minted.secret.expose(), &request)
+            .unwrap()
+            .allowed
+    );
+}
+
+#[test]
+fn two_handles_share_a_limit_exactly() {
+    let t = TestVault::with(shared());
+    let key = t.mint("acme", &["requests=1000", "tokens=1M/hour"]);
+    let opts = options()
+        .clock(t.clock.clock())
+        .concurrency(Concurrency::Shared);
+    let other = Arc::new(Vault::open(&t.path, &opts).unwrap());
+    let first = Arc::new(t.vault);
+    let secret = key.secret.expose();
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| hammer(&first, secret, 4, HoldAmounts::default()));
+        let b = scope.spawn(|| hammer(&other, secret, 4, HoldAmounts::default()));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a + b, 1000, "{a} + {b}");
+    assert!(a > 0 && b > 0, "both handles admitted some: {a} + {b}");
 }
