@@ -730,12 +730,22 @@ impl Inner {
                 else {
                     continue;
                 };
-                let Some(limits) = self.row_limits(&row) else {
-                    continue;
-                };
-                let t = self.now(None).max(global.last_seen);
-                global.give_back(&limits, t, shared.session)?;
-                write_row(&mut ledgers, &self.keys, "ledgers", &row, &global)?;
+                // What is unused is taken from memory, not from the row, which may lag.
+                let given = self.with_ledger(&row, |local, limits| {
+                    if global.counters.len() != limits.len() {
+                        return Ok(false);
+                    }
+                    let t = local.last_seen.max(global.last_seen);
+                    global.record_unused(shared.session, local);
+                    global.give_back(limits, t, shared.session)?;
+                    for counter in &mut local.counters {
+                        counter.slice = 0;
+                    }
+                    Ok::<_, Error>(true)
+                });
+                if let Some(true) = given.transpose()? {
+                    write_row(&mut ledgers, &self.keys, "ledgers", &row, &global)?;
+                }
             }
             let mut sessions = txn.open_table(store::SESSIONS)?;
             sessions.remove(shared.session)?;
@@ -744,20 +754,71 @@ impl Inner {
         Ok(())
     }
 
-    /// The compiled limits of a ledger row, from memory; `None` when they no longer match
-    /// the row (changed since).
-    fn row_limits(&self, row: &str) -> Option<Vec<CompiledLimit>> {
-        let limits = if let Some(id) = row.strip_prefix("k/") {
+    /// Runs `f` on this process's view of a ledger row and its limits, under the entry's
+    /// lock; `None` when the key or owner is not known here.
+    fn with_ledger<R>(
+        &self,
+        row: &str,
+        f: impl FnOnce(&mut Ledger, &[CompiledLimit]) -> R,
+    ) -> Option<R> {
+        if let Some(id) = row.strip_prefix("k/") {
             let entry = self.by_id.read().get(id).cloned()?;
-            let state = entry.state.lock();
-            state.record.limits.clone()
+            let mut state = entry.state.lock();
+            let KeyState { ledger, limits, .. } = &mut *state;
+            Some(f(ledger, limits))
         } else {
             let name = row.strip_prefix("o/")?;
             let entry = self.owners.read().get(name).cloned()?;
-            let state = entry.state.lock();
-            state.record.limits.clone()
+            let mut state = entry.state.lock();
+            let OwnerState { ledger, limits, .. } = &mut *state;
+            Some(f(ledger, limits))
+        }
+    }
+
+    /// A process stopped for longer than the lease timeout (suspended, starved) may find its
+    /// session expired and its leases taken back by the others: then its slices are void.
+    fn check_own_session(&self, txn: &WriteTransaction) -> Result<()> {
+        let shared = self.shared()?;
+        let sessions = txn.open_table(store::SESSIONS)?;
+        let live = match sessions.get(shared.session)? {
+            Some(value) => {
+                let row = shared.session.to_be_bytes();
+                let record: SessionRecord =
+                    store::open(&self.keys, "sessions", &row, value.value())?;
+                record.until >= wall_now()
+            }
+            None => false,
         };
-        CompiledLimit::compile_all(&limits).ok()
+        if !live {
+            log::warn!(
+                "{}: this process's session expired (stopped for longer than the lease \
+                 timeout); its slices are dropped",
+                self.path.display()
+            );
+            let rows: Vec<String> = shared.leased.lock().drain().collect();
+            let mut ledgers = txn.open_table(store::LEDGERS)?;
+            for row in rows {
+                let global = read_row::<Ledger>(&ledgers, &self.keys, "ledgers", &row)?;
+                let given = self.with_ledger(&row, |local, limits| {
+                    for counter in &mut local.counters {
+                        counter.slice = 0;
+                    }
+                    // What the others have not taken back yet goes back now.
+                    match global {
+                        Some(mut global) if global.counters.len() == limits.len() => {
+                            let t = local.last_seen.max(global.last_seen);
+                            global.give_back(limits, t, shared.session)?;
+                            Ok(Some(global))
+                        }
+                        _ => Ok::<_, Error>(None),
+                    }
+                });
+                if let Some(global) = given.transpose()?.flatten() {
+                    write_row(&mut ledgers, &self.keys, "ledgers", &row, &global)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Shared mode: the part of a commit that changes what other processes count in too.
@@ -945,6 +1006,7 @@ impl Inner {
         drop((meta, ledgers, keys_t, events));
         // The last commit of a closing vault follows `leave`, which ended the session.
         if !cut.closing {
+            self.check_own_session(txn)?;
             self.renew_session(txn)?;
         }
         Ok(extra)
