@@ -1789,6 +1789,17 @@ impl Vault {
         Ok(out)
     }
 
+    /// The sequence number of the newest event (0 when there is none).
+    pub fn last_event_seq(&self) -> Result<u64> {
+        self.check_open()?;
+        self.inner.pipeline.sync(&self.inner.keys)?;
+        let db = self.inner.db.read();
+        let db = db.as_ref().ok_or_else(closed)?;
+        let txn = db.begin_read()?;
+        let table = txn.open_table(store::EVENTS)?;
+        Ok(table.last()?.map_or(0, |(key, _)| key.value()))
+    }
+
     /// Calls `callback` with every event committed from now on, on the commit thread (keep
     /// it short; it must not call back into this vault's writing methods). Returns an id for
     /// `unsubscribe`.
