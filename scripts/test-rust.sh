@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-cargo test --workspace --locked
+# The server's tests run in its own part (scripts/test-server.sh).
+cargo test --workspace --exclude nanu-server --locked
 cargo bench --workspace --no-run --locked

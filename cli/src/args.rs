@@ -97,6 +97,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Replay the bundled Azure trace through a temporary vault and print the report.
     Demo(DemoArgs),
+    /// Serve the vault over HTTP: the admin API, the dashboard and alert webhooks.
+    Serve(ServeArgs),
 }
 
 /// `init`.
@@ -574,4 +576,35 @@ pub struct DemoArgs {
     /// Tenants, seed, speed, durability.
     #[command(flatten)]
     pub options: ReplayOptions,
+}
+
+/// How `serve` shares the vault file with other processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConcurrencyArg {
+    /// The server alone has the file open; other processes get a `locked` error.
+    Exclusive,
+    /// Application processes open the same file at the same time as the server.
+    Shared,
+}
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; keep it on loopback and put TLS in front with a reverse proxy.
+    #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
+    pub listen: String,
+    /// The largest request body accepted: bytes, or with a suffix `KiB` or `MiB` (the price
+    /// import accepts up to 32MiB whatever this says).
+    #[arg(long, default_value = "1MiB", value_name = "SIZE")]
+    pub max_body: String,
+    /// Deliver alert events to the endpoints in this JSON file: a list of {"id", "url",
+    /// "secret_env" or "secret_file", "events"}.
+    #[arg(long, value_name = "FILE")]
+    pub webhooks: Option<PathBuf>,
+    /// Where webhook delivery state is kept [default: <vault>.webhooks.state].
+    #[arg(long, value_name = "FILE", requires = "webhooks")]
+    pub webhook_state: Option<PathBuf>,
+    /// Whether application processes may open the vault file while the server runs.
+    #[arg(long, value_enum, default_value = "shared")]
+    pub concurrency: ConcurrencyArg,
 }

@@ -5,7 +5,7 @@
 //! reads a passphrase without echo; `csv` reads traces and writes CSV reports; `tempfile`
 //! gives the demo a folder that is removed afterwards; `getrandom` draws the demo vault's
 //! key. All are widely used and maintained. `log` carries the core's warnings, printed by
-//! the small logger below.
+//! the small logger below. `nanu-server` (this workspace's admin server) runs `nanu serve`.
 
 mod access;
 mod admin;
@@ -21,6 +21,7 @@ mod prices;
 mod replay;
 mod report;
 mod reports;
+mod serve;
 mod tenants;
 mod trace;
 mod traffic;
@@ -70,6 +71,7 @@ fn run(cli: &Cli) -> Result<Exit, Failure> {
         Command::Rekey(args) => admin::rekey(global, args),
         Command::Replay(args) => replay::command(global, args),
         Command::Demo(args) => demo::command(global, args),
+        Command::Serve(args) => serve::command(global, args),
     }
     .map(|()| Exit::Ok)
 }

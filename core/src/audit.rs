@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 /// One administrative change. `hash` chains it to the previous record:
 /// `hash = BLAKE3(previous hash || canonical JSON of the record without its hash)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Sequence number, from 1, without gaps.
     pub seq: u64,
     /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// What was done (`mint`, `update`, `rotate`, `revoke`, `revoke_owner`, `set_owner_policy`,
     /// `set_default_owner_policy`, `set_price`, `import_prices`, `rekey`, `create`).
@@ -45,11 +47,13 @@ impl AuditRecord {
 
 /// The result of checking the audit chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditCheck {
     /// Records checked.
     pub records: u64,
     /// Whether the chain is intact.
     pub ok: bool,
     /// The first record found removed, altered or unreadable, with what is wrong.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<serde_json::Value>>))]
     pub first_bad: Option<(u64, String)>,
 }

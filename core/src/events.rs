@@ -7,6 +7,7 @@ use crate::verdict::LimitStatus;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A limit's usage crossed one of its `alert_at` percents (once per percent per window).
@@ -42,10 +43,12 @@ impl EventKind {
 
 /// One event, ordered by `seq` (starting at 1, without gaps).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Sequence number.
     pub seq: u64,
     /// When it happened (the time of the call that caused it).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// What happened.
     pub kind: EventKind,

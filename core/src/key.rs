@@ -12,6 +12,7 @@ use crate::policy::Limit;
 
 /// The lifecycle state of a key. `Expired` is derived from `expires_at`, never stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Verifies, subject to its policy.
@@ -44,9 +45,11 @@ impl fmt::Display for Status {
 
 /// What to mint. Only `owner` is required; the JSON form uses these field names.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct KeySpec {
     /// The user, team or account the key belongs to.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub owner: String,
     /// A human label.
     pub name: String,
@@ -63,6 +66,7 @@ pub struct KeySpec {
     /// address; an empty list allows none.
     pub ips: Option<Vec<String>>,
     /// When the key expires; `None` never.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// Alternatively, how long after mint the key expires (`"12h"`, `"30 days"`, `"1 month"`).
     pub ttl: Option<String>,
@@ -71,6 +75,7 @@ pub struct KeySpec {
     /// `rotate_due` rotates the key when its secret is this old (`"90 days"`).
     pub rotate_every: Option<String>,
     /// Free-form JSON object stored with the key.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -87,6 +92,7 @@ impl KeySpec {
 /// A change to a key. Absent fields stay as they are; in JSON, `null` clears an optional
 /// field (models, ips, expires_at, rotate_every).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct KeyPatch {
     /// New label.
@@ -94,6 +100,7 @@ pub struct KeyPatch {
     /// New scopes.
     pub scopes: Option<Vec<String>>,
     /// New model allowlist; `Some(None)` allows every model.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     #[serde(
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
@@ -102,12 +109,14 @@ pub struct KeyPatch {
     /// New aliases.
     pub aliases: Option<BTreeMap<String, String>>,
     /// New IP allowlist; `Some(None)` allows every address.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     #[serde(
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub ips: Option<Option<Vec<String>>>,
     /// New expiry; `Some(None)` removes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     #[serde(
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
@@ -116,11 +125,13 @@ pub struct KeyPatch {
     /// Disable (`true`) or enable (`false`). A revoked key cannot be enabled.
     pub disabled: Option<bool>,
     /// Replaces the metadata object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// Replaces the key's limits. Usage already counted is kept for limits whose unit and
     /// window are unchanged.
     pub limits: Option<Vec<Limit>>,
     /// New rotation period; `Some(None)` removes it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(
         deserialize_with = "double_option",
         skip_serializing_if = "Option::is_none"
@@ -138,6 +149,7 @@ where
 
 /// A key as stored, without its secret.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// Public, stable id (`key_...`).
     pub key_id: String,
@@ -150,14 +162,19 @@ pub struct KeyInfo {
     /// Current status, with expiry derived at the time of the call.
     pub status: Status,
     /// When minted.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When last changed by an administrative call.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
     /// When the current secret was issued (mint or last rotation).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub rotated_at: Timestamp,
     /// Until when the previous secret still works, if a rotation grace period is running.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub grace_until: Option<Timestamp>,
     /// Expiry instant.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Timestamp>,
     /// Scopes.
     pub scopes: Vec<String>,
@@ -172,6 +189,7 @@ pub struct KeyInfo {
     /// Rotation period, in the friendly form.
     pub rotate_every: Option<String>,
     /// Metadata object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -193,6 +211,7 @@ pub struct KeyFilter {
 
 /// One page of `list`, in key id order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyPage {
     /// The keys.
     pub keys: Vec<KeyInfo>,

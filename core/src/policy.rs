@@ -14,6 +14,7 @@ use crate::window::Period;
 
 /// What a limit counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// Admitted requests: each verify that passes consumes one.
@@ -330,4 +331,75 @@ pub fn parse_duration(text: &str) -> Result<Duration, Error> {
 pub fn format_duration(d: Duration) -> String {
     let signed = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX);
     format!("{signed:#}")
+}
+
+/// A limit in the OpenAPI document: the text form or the object form when it is read, always
+/// the object form when it is written.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for Limit {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+        };
+
+        let integer = |min: u64, max: Option<u64>, description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(min))
+                .maximum(max)
+                .description(Some(description))
+        };
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        let window = text("`lifetime`, `rolling`, or a calendar period").enum_values(Some([
+            "lifetime", "rolling", "hour", "day", "week", "month", "year",
+        ]));
+        let alert_at = ArrayBuilder::new()
+            .items(integer(1, Some(100), "a percent"))
+            .description(Some(
+                "percents (ascending) at which a threshold event fires; default [50, 80, 100]",
+            ));
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("the object form, as every response gives it"))
+            .property("unit", utoipa::openapi::Ref::from_schema_name("Unit"))
+            .property("amount", integer(0, None, "the most one window may use"))
+            .property("window", window)
+            .property("tz", text("IANA zone of a calendar window (default UTC)"))
+            .property(
+                "anchor",
+                integer(1, Some(31), "start day of a month window"),
+            )
+            .property(
+                "every",
+                text("refill period of a rolling window, e.g. `1m`"),
+            )
+            .property("alert_at", alert_at)
+            .required("unit")
+            .required("amount")
+            .required("window")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        let form = text("the text form, e.g. `requests=100/min` or `cost=$10/month@Europe/Berlin`");
+        OneOfBuilder::new()
+            .item(form)
+            .item(object)
+            .description(Some("at most `amount` of `unit` per `window`"))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for Limit {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        schemas.push(("Unit".to_owned(), Unit::schema()));
+    }
 }

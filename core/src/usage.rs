@@ -11,6 +11,7 @@ use crate::window::{self, Bucket};
 
 /// What one request really used, as given to `charge`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Usage {
     /// The model used (an alias of the key is resolved).
@@ -28,11 +29,13 @@ pub struct Usage {
     /// The hold placed by the request's verify, settled by this charge.
     pub hold_id: Option<u64>,
     /// When the usage happened; the vault's clock when `None`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub at: Option<Timestamp>,
 }
 
 /// What a charge did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChargeOutcome {
     /// The key charged.
     pub key_id: String,
@@ -76,6 +79,7 @@ pub struct UsageRecord {
 
 /// A dimension to filter or group usage by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Dim {
     /// The key id.
@@ -137,8 +141,10 @@ pub struct UsageQuery {
 /// One row of a usage report. Sums are exact (saturating at `u64::MAX`, which a real ledger
 /// does not reach).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRow {
     /// The bucket's start, when bucketed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub bucket: Option<Timestamp>,
     /// Group values, by dimension name (`key`, `owner`, ...); a missing model or endpoint is
     /// the empty string.

@@ -12,6 +12,7 @@ use crate::policy::{Limit, Unit};
 
 /// The stable reason of a verdict, the same name in every language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
     /// Allowed.
@@ -118,6 +119,7 @@ impl std::str::FromStr for Code {
 
 /// Amounts a verify reserves until the request's charge settles them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct HoldAmounts {
     /// Estimated input tokens.
@@ -154,6 +156,7 @@ pub struct VerifyRequest<'a> {
 
 /// Whether a limit belongs to the key itself or to its owner.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// The key's own limit.
@@ -164,12 +167,14 @@ pub enum Level {
 
 /// The state of one limit at a moment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LimitStatus {
     /// Key or owner.
     pub level: Level,
     /// Position of the limit in the key's or owner's list.
     pub index: usize,
     /// The limit.
+    #[cfg_attr(feature = "openapi", schema(value_type = Limit))]
     pub limit: Arc<Limit>,
     /// Used in the current window (for rolling windows: the bucket's level, rounded up).
     pub used: u64,
@@ -179,11 +184,13 @@ pub struct LimitStatus {
     pub remaining: u64,
     /// When the current window ends (calendar), the bucket is full again (rolling), or `None`
     /// (lifetime).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub resets_at: Option<Timestamp>,
 }
 
 /// The least remaining per unit over the key's and the owner's limits, with the breakdown.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Remaining {
     /// Requests left, if any limit counts requests.
     pub requests: Option<u64>,

@@ -52,6 +52,7 @@ const MAX_FOLD_STEPS: u32 = 4_096;
 
 /// A calendar period of a limit window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     /// A local hour.
@@ -107,6 +108,7 @@ impl FromStr for Period {
 
 /// A bucket of a usage report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Bucket {
     /// A local minute.
