@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use nanu::{Context, Durability, KdfParams, Options, Unlock, Vault};
+use nanu::{Concurrency, Context, Durability, KdfParams, Options, Unlock, Vault};
 
 use crate::args::Global;
 use crate::failure::{Exit, Failure, Outcome};
@@ -114,7 +114,14 @@ fn prompt_passphrase(prompt: &str, confirm: bool, env: &str) -> Outcome<String> 
 /// Opens the vault for a command.
 pub fn open(global: &Global, durability: Durability) -> Outcome<Vault> {
     let (path, unlock) = locate(global)?;
-    open_at(&path, unlock, durability)
+    open_at(&path, unlock, durability, concurrency(global))
+}
+
+/// The concurrency mode asked for (default exclusive).
+pub fn concurrency(global: &Global) -> Concurrency {
+    global
+        .concurrency
+        .map_or(Concurrency::Exclusive, Concurrency::from)
 }
 
 /// The vault path and its unlock, checking first that the file exists (so that a missing
@@ -136,7 +143,14 @@ pub fn locate(global: &Global) -> Outcome<(PathBuf, Unlock)> {
 }
 
 /// Opens the vault at `path` with a known unlock.
-pub fn open_at(path: &Path, unlock: Unlock, durability: Durability) -> Outcome<Vault> {
-    let options = Options::new(unlock).durability(durability);
+pub fn open_at(
+    path: &Path,
+    unlock: Unlock,
+    durability: Durability,
+    concurrency: Concurrency,
+) -> Outcome<Vault> {
+    let options = Options::new(unlock)
+        .durability(durability)
+        .concurrency(concurrency);
     Ok(Vault::open(path, &options)?)
 }

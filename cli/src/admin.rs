@@ -87,7 +87,12 @@ pub fn audit(global: &Global, args: &AuditArgs) -> Outcome {
 pub fn rekey(global: &Global, args: &RekeyArgs) -> Outcome {
     let kdf = access::kdf(global)?;
     let (path, unlock) = access::locate(global)?;
-    let vault = access::open_at(&path, unlock, Durability::Durable)?;
+    let vault = access::open_at(
+        &path,
+        unlock,
+        Durability::Durable,
+        access::concurrency(global),
+    )?;
     let new_unlock = access::new_unlock(args.new_key_file.as_deref())?;
     vault.rekey(&new_unlock, kdf, &access::context(global))?;
     vault.close()?;

@@ -50,6 +50,18 @@ pub struct Global {
     /// Who acts, recorded in the audit trail [default: cli:$USER].
     #[arg(long, global = true, value_name = "NAME", display_order = 903)]
     pub actor: Option<String>,
+    /// Whether other processes may have the vault open at the same time: `shared` beside
+    /// application workers or `nanu serve` that have it open shared [default: exclusive, for
+    /// `serve` shared; env: NANU_CONCURRENCY].
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "NANU_CONCURRENCY",
+        hide_env = true,
+        display_order = 904
+    )]
+    pub concurrency: Option<ConcurrencyArg>,
     /// Test-only: the cheapest Argon2 parameters for new vaults and rekeys. Same as
     /// NANU_KDF=insecure. Never use it for a real vault.
     #[arg(long, global = true, hide = true)]
@@ -581,10 +593,19 @@ pub struct DemoArgs {
 /// How `serve` shares the vault file with other processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ConcurrencyArg {
-    /// The server alone has the file open; other processes get a `locked` error.
+    /// This process alone has the file open; other processes get a `locked` error.
     Exclusive,
-    /// Application processes open the same file at the same time as the server.
+    /// Other processes (application workers, `nanu serve`) open the same file at once.
     Shared,
+}
+
+impl From<ConcurrencyArg> for nanu::Concurrency {
+    fn from(arg: ConcurrencyArg) -> nanu::Concurrency {
+        match arg {
+            ConcurrencyArg::Exclusive => nanu::Concurrency::Exclusive,
+            ConcurrencyArg::Shared => nanu::Concurrency::Shared,
+        }
+    }
 }
 
 /// `serve`.
@@ -604,7 +625,4 @@ pub struct ServeArgs {
     /// Where webhook delivery state is kept [default: <vault>.webhooks.state].
     #[arg(long, value_name = "FILE", requires = "webhooks")]
     pub webhook_state: Option<PathBuf>,
-    /// Whether application processes may open the vault file while the server runs.
-    #[arg(long, value_enum, default_value = "shared")]
-    pub concurrency: ConcurrencyArg,
 }

@@ -7,7 +7,7 @@ use nanu::{Concurrency, Options, Vault};
 use nanu_server::{Config, ServeError, WebhookSetup};
 
 use crate::access;
-use crate::args::{ConcurrencyArg, Global, ServeArgs};
+use crate::args::{Global, ServeArgs};
 use crate::failure::{Exit, Failure, Outcome};
 use crate::output;
 
@@ -15,10 +15,10 @@ use crate::output;
 pub fn command(global: &Global, args: &ServeArgs) -> Outcome {
     let listen = listen_address(&args.listen)?;
     let max_body = parse_size(&args.max_body)?;
-    let concurrency = match args.concurrency {
-        ConcurrencyArg::Exclusive => Concurrency::Exclusive,
-        ConcurrencyArg::Shared => Concurrency::Shared,
-    };
+    // The server runs beside the application processes unless told it is alone.
+    let concurrency = global
+        .concurrency
+        .map_or(Concurrency::Shared, Concurrency::from);
     let (path, unlock) = access::locate(global)?;
     let webhooks = args.webhooks.as_ref().map(|config| WebhookSetup {
         config: config.clone(),

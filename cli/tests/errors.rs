@@ -440,3 +440,57 @@ fn a_reader_that_goes_away_ends_ls_quietly_but_not_mint() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("may not have been shown"), "{stderr}");
 }
+
+#[test]
+fn a_vault_open_shared_refuses_an_exclusive_command_and_serves_a_shared_one() {
+    use std::io::BufRead;
+
+    let s = Scratch::with_vault();
+    let mut server = process(&s, &["serve", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .expect("start nanu serve");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut first = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("the listen line");
+    assert!(first.contains("(shared)"), "{first}");
+
+    let message = fails_with(
+        s.nanu()
+            .args(["mint", "--owner", "acme", "--limit", "requests=2"]),
+        3,
+    );
+    assert!(
+        message.contains("locked") && message.contains("shared"),
+        "{message}"
+    );
+    let minted = s.json(&[
+        "--concurrency",
+        "shared",
+        "mint",
+        "--owner",
+        "acme",
+        "--limit",
+        "requests=2",
+    ]);
+    let secret = minted["secret"].as_str().expect("a secret").to_owned();
+    let codes: Vec<i32> = (0..3)
+        .map(|_| {
+            s.nanu()
+                .args(["--concurrency", "shared", "verify", &secret])
+                .output()
+                .expect("run verify")
+                .status
+                .code()
+                .unwrap_or(-1)
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [0, 0, 10],
+        "two requests allowed across processes, then denied"
+    );
+    server.kill().expect("stop the server");
+    server.wait().expect("reap the server");
+}
