@@ -97,6 +97,23 @@ pub(crate) struct Counter {
     /// current window. Not persisted: a slice lives in one process's memory.
     #[serde(skip)]
     pub(crate) slice: u64,
+    /// Shared mode: leased room that charges of this process took (their holds and what
+    /// their slices covered) and that their commit has not yet settled in the row.
+    #[serde(skip)]
+    pub(crate) pending: u64,
+    /// Shared mode: until when (µs) a lease refused for this counter is not asked again.
+    #[serde(skip)]
+    pub(crate) recheck_at: i64,
+}
+
+impl Counter {
+    /// Shared mode: what this process has leased and not used: its slice, its open holds and
+    /// what its uncommitted charges took.
+    fn unused(&self) -> u64 {
+        self.slice
+            .saturating_add(self.held)
+            .saturating_add(self.pending)
+    }
 }
 
 /// Shared mode: one process's part of one counter, as the shared ledger row records it.
@@ -219,6 +236,8 @@ impl Ledger {
                 let mut counter = self.counters.get(i).copied().unwrap_or_default();
                 counter.held = 0;
                 counter.slice = 0;
+                counter.pending = 0;
+                counter.recheck_at = 0;
                 // A rolling state is scaled by its amount: keep the units in use when the
                 // amount changes.
                 if let Kind::Rolling { every_us } = limit.kind {
@@ -761,7 +780,7 @@ impl Ledger {
             *slot = if mine.start == global.start {
                 Lease {
                     window: global.start,
-                    unused: mine.slice.saturating_add(mine.held),
+                    unused: mine.unused(),
                 }
             } else {
                 Lease::default()
@@ -855,14 +874,14 @@ impl Ledger {
                 .and_then(|s| s.get(index))
                 .filter(|s| s.window == global.start)
                 .map_or(0, |s| s.unused);
-            let (slice, held) = if mine.start == global.start {
-                (mine.slice, mine.held)
-            } else {
-                (0, mine.held)
-            };
+            let kept = *mine;
             *mine = *global;
-            mine.slice = slice;
-            mine.held = held;
+            mine.held = kept.held;
+            if kept.start == global.start {
+                mine.slice = kept.slice;
+                mine.pending = kept.pending;
+                mine.recheck_at = kept.recheck_at;
+            }
             Ledger::unconsume(mine, limit, t, unused);
         }
         self.last_seen = self.last_seen.max(row.last_seen);
@@ -897,11 +916,53 @@ impl Ledger {
             let from_slice = actual.saturating_sub(reserved).min(counter.slice);
             counter.slice -= from_slice;
             let total = reserved.saturating_add(from_slice);
+            counter.pending = counter.pending.saturating_add(total);
             if total > 0 {
                 covered.amounts.push((index, total, counter.start));
             }
         }
         covered
+    }
+
+    /// Shared mode: a charge's commit settled what it took (`covered`, from
+    /// `charge_slices`); with `returned`, the commit dropped the charge (another process had
+    /// recorded its request id) and what it took goes back to the slices.
+    pub(crate) fn settle_pending(&mut self, covered: &Reservation, returned: bool) {
+        for &(index, amount, start) in &covered.amounts {
+            let Some(counter) = self.counters.get_mut(index) else {
+                continue;
+            };
+            if counter.start != start {
+                continue;
+            }
+            counter.pending = counter.pending.saturating_sub(amount);
+            if returned {
+                counter.slice = counter.slice.saturating_add(amount);
+            }
+        }
+    }
+
+    /// Shared mode: a denial remembered from a refused lease, for the first of `short` whose
+    /// counter is not due for another try at `t`.
+    pub(crate) fn cached_denial(
+        &self,
+        limits: &[CompiledLimit],
+        t: i64,
+        short: &[(usize, u64)],
+    ) -> Option<Denial> {
+        short.iter().find_map(|&(index, want)| {
+            let counter = self.counters.get(index)?;
+            let limit = limits.get(index)?;
+            (counter.recheck_at > t).then(|| Ledger::denial(counter, limit, index, t, want))
+        })
+    }
+
+    /// Shared mode: a lease for counter `index` was refused at `t`; not asked again before
+    /// `until`.
+    pub(crate) fn refused(&mut self, index: usize, until: i64) {
+        if let Some(counter) = self.counters.get_mut(index) {
+            counter.recheck_at = until;
+        }
     }
 
     /// Shared mode: this process's unused leases as its view has them (for a row whose
@@ -911,7 +972,7 @@ impl Ledger {
             .iter()
             .map(|c| Lease {
                 window: c.start,
-                unused: c.slice.saturating_add(c.held),
+                unused: c.unused(),
             })
             .collect()
     }

@@ -1068,8 +1068,17 @@ impl Vault {
             // Shared mode: admitted from this process's slices, leased when they fall short.
             let short_key = state.ledger.shortfalls(&state.limits, t, hold)?;
             let short_owner = owner.ledger.shortfalls(&owner.limits, t_owner, hold)?;
+            let cached = match state.ledger.cached_denial(&state.limits, t, &short_key) {
+                Some(denial) => Some((Level::Key, denial)),
+                None => owner
+                    .ledger
+                    .cached_denial(&owner.limits, t_owner, &short_owner)
+                    .map(|denial| (Level::Owner, denial)),
+            };
             if short_key.is_empty() && short_owner.is_empty() {
                 None
+            } else if cached.is_some() {
+                cached
             } else {
                 drop(owner_guard);
                 drop(state_guard);

@@ -12,8 +12,12 @@
 //!   request at a time. A process that is refused a lease gives back its own slice of that
 //!   limit, so that no room stays stranded where nobody can use it. The row records, per
 //!   process, what it has not used of its leases (its slices and open holds); a process gives
-//!   that back when it closes the vault, and the others take it back from a process that died
-//!   once its session has not been renewed for the lease timeout.
+//!   that back when it closes the vault, and the others take it back from a process that died:
+//!   once its session has not been renewed for the lease timeout and its session lock file
+//!   (locked by the process while it runs, released by the operating system when it dies) is
+//!   free, so that a live process that could not renew in time is never taken for dead. After
+//!   a refused lease, a process denies that limit from memory for one flush interval before it
+//!   asks again, so a client hammering a spent key costs no transaction per request.
 //! - Changes. Every administrative call (mint, update, revoke, rotate, owner policies,
 //!   prices) runs under an exclusive lock of the generation file beside the vault, applies
 //!   the changes of the other processes first, commits its own with a change record under the
@@ -74,6 +78,66 @@ pub(super) struct Shared {
     renewed: AtomicI64,
     /// The refused-verify counts already added to the file's counts.
     counted: (AtomicU64, AtomicU64),
+    /// This session's lock file, locked for as long as the vault is open here: the operating
+    /// system releases it when the process dies, so no live process is taken for dead.
+    lock: SessionLock,
+}
+
+/// A session's lock file, `<vault>.sessions/<session id>`.
+struct SessionLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl SessionLock {
+    fn folder(vault: &Path) -> PathBuf {
+        let mut name = vault.as_os_str().to_owned();
+        name.push(".sessions");
+        PathBuf::from(name)
+    }
+
+    fn path(vault: &Path, session: u64) -> PathBuf {
+        SessionLock::folder(vault).join(format!("{session:016x}"))
+    }
+
+    fn take(vault: &Path, session: u64) -> Result<SessionLock> {
+        let folder = SessionLock::folder(vault);
+        let io = |e: std::io::Error| Error::storage(format!("{}: {e}", folder.display()));
+        std::fs::create_dir_all(&folder).map_err(io)?;
+        let path = SessionLock::path(vault, session);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(SessionLock { file, path })
+    }
+
+    /// Whether the process of `session` still runs: its lock file is locked. A file that is
+    /// not locked (its process died) is removed.
+    fn held(vault: &Path, session: u64) -> bool {
+        let path = SessionLock::path(vault, session);
+        let Ok(file) = OpenOptions::new().write(true).open(&path) else {
+            return false;
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+                false
+            }
+            Err(std::fs::TryLockError::WouldBlock) => true,
+            Err(std::fs::TryLockError::Error(err)) => {
+                log::warn!("{}: {err}; taking the session for live", path.display());
+                true
+            }
+        }
+    }
+
+    fn release(&self) {
+        let _ = self.file.unlock();
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -184,7 +248,9 @@ fn wall_now() -> i64 {
 impl Shared {
     pub(super) fn open(vault: &Path) -> Result<Shared> {
         let session = u64::from_le_bytes(crate::crypto::random_bytes::<8>()?);
+        let lock = SessionLock::take(vault, session)?;
         Ok(Shared {
+            lock,
             session,
             signal: Signal::open(vault)?,
             generation: AtomicU64::new(0),
@@ -546,6 +612,22 @@ impl Inner {
             let last = changes.last()?.map(|(k, _)| k.value());
             last.unwrap_or(0)
         };
+        // The rows of sessions whose process is gone: their leases are taken back all the same
+        // (a session without a row is not live), by whoever next leases on those rows.
+        {
+            let mut sessions = txn.open_table(store::SESSIONS)?;
+            let live = Inner::live_sessions(&sessions, &self.keys, wall_now())?;
+            let mut gone = Vec::new();
+            for row in sessions.iter()? {
+                let id = row?.0.value();
+                if !live.contains(&id) && !SessionLock::held(&self.path, id) {
+                    gone.push(id);
+                }
+            }
+            for id in gone {
+                sessions.remove(id)?;
+            }
+        }
         self.renew_session(&txn)?;
         txn.commit()?;
         Ok(generation)
@@ -589,6 +671,7 @@ impl Inner {
                 let sessions = txn.open_table(store::SESSIONS)?;
                 Inner::live_sessions(&sessions, &self.keys, wall_now())?
             };
+            self.renew_session(&txn)?;
             let mut state = entry.state.lock();
             let mut owner = entry.owner.state.lock();
             let t = state.ledger.advance(now);
@@ -640,11 +723,14 @@ impl Inner {
                     }
                     None => Ledger::new(limits),
                 };
+                // A session is taken for dead once its row expired and its process is gone:
+                // a live process that could not renew in time (a slow disk) keeps its leases.
                 let dead: Vec<u64> = global
                     .leases
                     .keys()
                     .copied()
                     .filter(|s| *s != shared.session && !live.contains(s))
+                    .filter(|s| !SessionLock::held(&self.path, *s))
                     .collect();
                 for session in dead {
                     global.give_back(limits, t, session)?;
@@ -668,6 +754,11 @@ impl Inner {
                             let slice = std::mem::take(&mut counter.slice);
                             global.return_slice(limits, t, shared.session, denial.index, slice);
                         }
+                        // Room comes back only when a process gives some up: the next
+                        // requests are denied from memory for one flush interval, instead of
+                        // a durable transaction each.
+                        let until = t.saturating_add(duration_us(self.options.flush_interval));
+                        local.refused(denial.index, until);
                         if matches!(outcome, Leased::Again) {
                             outcome = Leased::Denied(level, denial);
                         }
@@ -751,6 +842,7 @@ impl Inner {
             sessions.remove(shared.session)?;
         }
         txn.commit()?;
+        shared.lock.release();
         Ok(())
     }
 
@@ -775,52 +867,6 @@ impl Inner {
         }
     }
 
-    /// A process stopped for longer than the lease timeout (suspended, starved) may find its
-    /// session expired and its leases taken back by the others: then its slices are void.
-    fn check_own_session(&self, txn: &WriteTransaction) -> Result<()> {
-        let shared = self.shared()?;
-        let sessions = txn.open_table(store::SESSIONS)?;
-        let live = match sessions.get(shared.session)? {
-            Some(value) => {
-                let row = shared.session.to_be_bytes();
-                let record: SessionRecord =
-                    store::open(&self.keys, "sessions", &row, value.value())?;
-                record.until >= wall_now()
-            }
-            None => false,
-        };
-        if !live {
-            log::warn!(
-                "{}: this process's session expired (stopped for longer than the lease \
-                 timeout); its slices are dropped",
-                self.path.display()
-            );
-            let rows: Vec<String> = shared.leased.lock().drain().collect();
-            let mut ledgers = txn.open_table(store::LEDGERS)?;
-            for row in rows {
-                let global = read_row::<Ledger>(&ledgers, &self.keys, "ledgers", &row)?;
-                let given = self.with_ledger(&row, |local, limits| {
-                    for counter in &mut local.counters {
-                        counter.slice = 0;
-                    }
-                    // What the others have not taken back yet goes back now.
-                    match global {
-                        Some(mut global) if global.counters.len() == limits.len() => {
-                            let t = local.last_seen.max(global.last_seen);
-                            global.give_back(limits, t, shared.session)?;
-                            Ok(Some(global))
-                        }
-                        _ => Ok::<_, Error>(None),
-                    }
-                });
-                if let Some(global) = given.transpose()?.flatten() {
-                    write_row(&mut ledgers, &self.keys, "ledgers", &row, &global)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Shared mode: the part of a commit that changes what other processes count in too.
     /// Numbers the cut's usage records and events from the file's counters, drops charges
     /// whose request id another process recorded first, settles charges and records unused
@@ -843,13 +889,21 @@ impl Inner {
 
         // A request id charged by another process since this one looked: the charge is
         // recorded once, by whoever committed first.
-        cut.entries.retain(|entry| {
-            !entry.writes.iter().any(|w| {
+        let mut dropped = Vec::new();
+        cut.entries.retain_mut(|entry| {
+            let charged_elsewhere = entry.writes.iter().any(|w| {
                 matches!(w, Write::Memo(row, _)
                     if charges.get(row.as_str()).ok().flatten().is_some())
-            })
+            });
+            if charged_elsewhere {
+                dropped.extend(entry.apply.take());
+            }
+            !charged_elsewhere
         });
         drop(charges);
+        for apply in &dropped {
+            self.settle_pending(apply, true);
+        }
 
         for entry in &mut cut.entries {
             for write in &mut entry.writes {
@@ -903,6 +957,7 @@ impl Inner {
                 .as_ref()
                 .map(|(k, o)| (k.amounts.as_slice(), o.amounts.as_slice()))
                 .unwrap_or_default();
+            self.settle_pending(apply, false);
             let state = key.state.lock();
             let owner = key.owner.state.lock();
             let rows = [
@@ -1006,10 +1061,25 @@ impl Inner {
         drop((meta, ledgers, keys_t, events));
         // The last commit of a closing vault follows `leave`, which ended the session.
         if !cut.closing {
-            self.check_own_session(txn)?;
             self.renew_session(txn)?;
         }
         Ok(extra)
+    }
+
+    /// A charge's commit settled (or dropped) what it took from this process's leases.
+    fn settle_pending(&self, apply: &crate::pipeline::Apply, returned: bool) {
+        let (Some((on_key, on_owner)), Some(key)) = (
+            &apply.held,
+            self.by_id.read().get(apply.key_id.as_str()).cloned(),
+        ) else {
+            return;
+        };
+        key.state.lock().ledger.settle_pending(on_key, returned);
+        key.owner
+            .state
+            .lock()
+            .ledger
+            .settle_pending(on_owner, returned);
     }
 
     /// Shared mode: the memo of a charge another process recorded.
