@@ -317,6 +317,39 @@ typedef uint32_t nanu_durability;
 #endif // __cplusplus
 
 /**
+ * How processes share a vault file, chosen when a vault is opened
+ * (`nanu_options_set_concurrency`). The same names in every nanu language binding.
+ */
+enum nanu_concurrency
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    /**
+     * The default. One process has the file open; another process that opens it gets
+     * `NANU_STATUS_LOCKED`.
+     */
+    NANU_CONCURRENCY_EXCLUSIVE = 0,
+    /**
+     * Any number of processes on one machine open the file at once (the workers of a web
+     * server). Each process leases slices of every limit from the shared counters and admits
+     * from them in memory, so limits hold exactly across processes; a mint, revoke, rotate or
+     * update made in one process is seen by the next verify in every other. Only the
+     * `NANU_DURABILITY_DURABLE` level is accepted. A hold is settled only by a charge made in
+     * the process that placed it. The slices of a process that stopped without closing the
+     * vault return after the lease timeout (`NANU_TIMING_LEASE_TIMEOUT`).
+     */
+    NANU_CONCURRENCY_SHARED = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum nanu_concurrency nanu_concurrency;
+#else
+typedef uint32_t nanu_concurrency;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Which timing `nanu_options_set_duration_ms` sets.
  */
 enum nanu_timing
@@ -341,6 +374,13 @@ enum nanu_timing
      * How long a charge's request id is remembered for idempotency (default 7 days).
      */
     NANU_TIMING_IDEMPOTENCY_WINDOW = 3,
+    /**
+     * In the `NANU_CONCURRENCY_SHARED` mode: how long the slices of limits leased by a
+     * process that stopped without closing the vault (killed, crashed) stay reserved before
+     * the other processes take them back (default 10 s). A live process renews its lease well
+     * within this time.
+     */
+    NANU_TIMING_LEASE_TIMEOUT = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -961,10 +1001,11 @@ nanu_status nanu_vault_rotate_due(const struct nanu_vault *vault,
                                   struct nanu_secrets **out_secrets);
 
 /**
- * Creates options with every default (durability `durable`, KDF Argon2id 64 MiB / 3 passes,
- * prefix `nanu`, currency `usd`, flush interval 100 ms, hold timeout 10 minutes, expiring
- * lead 7 days, idempotency window 7 days, the system clock) and no unlock method: set a
- * passphrase or a key before creating or opening a vault.
+ * Creates options with every default (durability `durable`, concurrency `exclusive`, KDF
+ * Argon2id 64 MiB / 3 passes, prefix `nanu`, currency `usd`, flush interval 100 ms, hold
+ * timeout 10 minutes, expiring lead 7 days, idempotency window 7 days, lease timeout 10 s,
+ * the system clock) and no unlock method: set a passphrase or a key before creating or
+ * opening a vault.
  *
  * On success `*out_options` receives a new `nanu_options` that the caller owns and releases
  * with `nanu_options_free`.
@@ -1020,6 +1061,17 @@ nanu_status nanu_options_set_key(struct nanu_options *options, const uint8_t *ke
 nanu_status nanu_options_set_durability(struct nanu_options *options, uint32_t durability);
 
 /**
+ * Sets how processes share the vault file: one of the `NANU_CONCURRENCY_*` numbers. With
+ * `NANU_CONCURRENCY_SHARED` the durability must be `NANU_DURABILITY_DURABLE` (checked when the
+ * vault is opened).
+ *
+ * # Safety
+ *
+ * `options` is NULL or a live `nanu_options` used by no other thread.
+ */
+nanu_status nanu_options_set_concurrency(struct nanu_options *options, uint32_t concurrency);
+
+/**
  * Sets the Argon2id parameters used when creating a vault or rekeying it (ignored by
  * `nanu_vault_open`, which reads them from the file). Argon2 checks them when they are used
  * (at least 1 pass, 1 lane and 8 KiB per lane). The cheapest accepted values (8 KiB,
@@ -1060,7 +1112,8 @@ nanu_status nanu_options_set_currency(struct nanu_options *options,
 
 /**
  * Sets one of the vault's timings (a `NANU_TIMING_*` number) in milliseconds. The flush
- * interval must be at least 1 ms.
+ * interval must be at least 1 ms; the lease timeout must be at least 10 ms, which the open
+ * checks.
  *
  * # Safety
  *

@@ -22,6 +22,12 @@ export interface VaultOptions {
   key?: Uint8Array | string
   /** What a crash may lose (default `durable`). */
   durability?: Durability
+  /**
+   * How processes share the file (default `exclusive`: another process gets `locked`).
+   * `shared` lets any number of processes on this machine (cluster workers) open it at once,
+   * with limits exact across them; it takes `durability: 'durable'` only.
+   */
+  concurrency?: Concurrency
   /** Argon2id parameters of a new vault (ignored by `open`). */
   kdf?: KdfParams
   /** The key prefix of a new vault (default `nanu`; ignored by `open`). */
@@ -36,6 +42,12 @@ export interface VaultOptions {
   expiringLeadMs?: Amount
   /** How long a charge's request id is remembered (default 7 days). */
   idempotencyWindowMs?: Amount
+  /**
+   * In the `shared` mode: how long the slices of limits leased by a process that stopped
+   * without closing the vault stay reserved before the other processes take them back
+   * (default 10 seconds).
+   */
+  leaseTimeoutMs?: Amount
 }
 
 /** Argon2id cost parameters. */
@@ -225,8 +237,8 @@ export interface UsageQuery {
 }
 
 /**
- * An open vault file: keys, limits and usage in one encrypted file. Only one process opens a
- * vault at a time.
+ * An open vault file: keys, limits and usage in one encrypted file. One process opens it at a
+ * time, unless every process opens it with `concurrency: 'shared'`.
  */
 export declare class Vault {
   /**
@@ -258,6 +270,8 @@ export declare class Vault {
   get currency(): string
   /** The durability level this handle was opened with: `durable`, `process` or `relaxed`. */
   get durability(): Durability
+  /** How this handle shares the file with other processes: `exclusive` or `shared`. */
+  get concurrency(): Concurrency
   /** Mints a key. The secret is returned once and never stored. */
   mint(spec: KeySpec, context?: AdminContext): Minted
   /** Mints many keys in one commit; one bad spec mints nothing. */
@@ -420,6 +434,9 @@ export interface ChargeOutcome {
  * yet written. The package calls it when the process exits; calling it by hand is harmless.
  */
 export declare function closeAll(): void
+
+/** How processes share a vault file, chosen when opening a vault. */
+export type Concurrency = 'exclusive' | 'shared'
 
 /** What a crash may lose, chosen when opening a vault. */
 export type Durability = 'durable' | 'process' | 'relaxed'

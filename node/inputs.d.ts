@@ -22,6 +22,12 @@ export interface VaultOptions {
   key?: Uint8Array | string
   /** What a crash may lose (default `durable`). */
   durability?: Durability
+  /**
+   * How processes share the file (default `exclusive`: another process gets `locked`).
+   * `shared` lets any number of processes on this machine (cluster workers) open it at once,
+   * with limits exact across them; it takes `durability: 'durable'` only.
+   */
+  concurrency?: Concurrency
   /** Argon2id parameters of a new vault (ignored by `open`). */
   kdf?: KdfParams
   /** The key prefix of a new vault (default `nanu`; ignored by `open`). */
@@ -36,6 +42,12 @@ export interface VaultOptions {
   expiringLeadMs?: Amount
   /** How long a charge's request id is remembered (default 7 days). */
   idempotencyWindowMs?: Amount
+  /**
+   * In the `shared` mode: how long the slices of limits leased by a process that stopped
+   * without closing the vault stay reserved before the other processes take them back
+   * (default 10 seconds).
+   */
+  leaseTimeoutMs?: Amount
 }
 
 /** Argon2id cost parameters. */

@@ -1,11 +1,12 @@
-//! `nanu_options`: how a vault is created or opened (unlock, durability, timings, clock).
+//! `nanu_options`: how a vault is created or opened (unlock, durability, concurrency, timings,
+//! clock).
 
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use nanu_core::{Durability, Error, KdfParams, Options, Unlock};
+use nanu_core::{Concurrency, Durability, Error, KdfParams, Options, Unlock};
 
 use crate::guard::guard;
 use crate::text::{give, invalid, out, text};
@@ -26,6 +27,25 @@ pub enum nanu_durability {
     Process = 1,
     /// Charges are committed every flush interval; a crash loses at most that interval.
     Relaxed = 2,
+}
+
+/// How processes share a vault file, chosen when a vault is opened
+/// (`nanu_options_set_concurrency`). The same names in every nanu language binding.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum nanu_concurrency {
+    /// The default. One process has the file open; another process that opens it gets
+    /// `NANU_STATUS_LOCKED`.
+    Exclusive = 0,
+    /// Any number of processes on one machine open the file at once (the workers of a web
+    /// server). Each process leases slices of every limit from the shared counters and admits
+    /// from them in memory, so limits hold exactly across processes; a mint, revoke, rotate or
+    /// update made in one process is seen by the next verify in every other. Only the
+    /// `NANU_DURABILITY_DURABLE` level is accepted. A hold is settled only by a charge made in
+    /// the process that placed it. The slices of a process that stopped without closing the
+    /// vault return after the lease timeout (`NANU_TIMING_LEASE_TIMEOUT`).
+    Shared = 1,
 }
 
 /// The vault's clock, for replays and tests that drive time themselves: returns the current
@@ -92,10 +112,11 @@ unsafe fn options_mut<'a>(options: *mut nanu_options) -> Result<&'a mut nanu_opt
     unsafe { options.as_mut() }.ok_or_else(|| invalid("options is NULL"))
 }
 
-/// Creates options with every default (durability `durable`, KDF Argon2id 64 MiB / 3 passes,
-/// prefix `nanu`, currency `usd`, flush interval 100 ms, hold timeout 10 minutes, expiring
-/// lead 7 days, idempotency window 7 days, the system clock) and no unlock method: set a
-/// passphrase or a key before creating or opening a vault.
+/// Creates options with every default (durability `durable`, concurrency `exclusive`, KDF
+/// Argon2id 64 MiB / 3 passes, prefix `nanu`, currency `usd`, flush interval 100 ms, hold
+/// timeout 10 minutes, expiring lead 7 days, idempotency window 7 days, lease timeout 10 s,
+/// the system clock) and no unlock method: set a passphrase or a key before creating or
+/// opening a vault.
 ///
 /// On success `*out_options` receives a new `nanu_options` that the caller owns and releases
 /// with `nanu_options_free`.
@@ -213,6 +234,30 @@ pub unsafe extern "C" fn nanu_options_set_durability(
     })
 }
 
+/// Sets how processes share the vault file: one of the `NANU_CONCURRENCY_*` numbers. With
+/// `NANU_CONCURRENCY_SHARED` the durability must be `NANU_DURABILITY_DURABLE` (checked when the
+/// vault is opened).
+///
+/// # Safety
+///
+/// `options` is NULL or a live `nanu_options` used by no other thread.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nanu_options_set_concurrency(
+    options: *mut nanu_options,
+    concurrency: u32,
+) -> crate::nanu_status {
+    guard(|| {
+        // SAFETY: forwarded from the caller's guarantees.
+        let options = unsafe { options_mut(options) }?;
+        options.rest.concurrency = match concurrency {
+            n if n == nanu_concurrency::Exclusive as u32 => Concurrency::Exclusive,
+            n if n == nanu_concurrency::Shared as u32 => Concurrency::Shared,
+            n => return Err(invalid(format!("unknown concurrency {n}"))),
+        };
+        Ok(())
+    })
+}
+
 /// Sets the Argon2id parameters used when creating a vault or rekeying it (ignored by
 /// `nanu_vault_open`, which reads them from the file). Argon2 checks them when they are used
 /// (at least 1 pass, 1 lane and 8 KiB per lane). The cheapest accepted values (8 KiB,
@@ -300,10 +345,16 @@ pub enum nanu_timing {
     ExpiringLead = 2,
     /// How long a charge's request id is remembered for idempotency (default 7 days).
     IdempotencyWindow = 3,
+    /// In the `NANU_CONCURRENCY_SHARED` mode: how long the slices of limits leased by a
+    /// process that stopped without closing the vault (killed, crashed) stay reserved before
+    /// the other processes take them back (default 10 s). A live process renews its lease well
+    /// within this time.
+    LeaseTimeout = 4,
 }
 
 /// Sets one of the vault's timings (a `NANU_TIMING_*` number) in milliseconds. The flush
-/// interval must be at least 1 ms.
+/// interval must be at least 1 ms; the lease timeout must be at least 10 ms, which the open
+/// checks.
 ///
 /// # Safety
 ///
@@ -331,6 +382,7 @@ pub unsafe extern "C" fn nanu_options_set_duration_ms(
             n if n == nanu_timing::IdempotencyWindow as u32 => {
                 rest.idempotency_window = duration;
             }
+            n if n == nanu_timing::LeaseTimeout as u32 => rest.lease_timeout = duration,
             n => return Err(invalid(format!("unknown timing {n}"))),
         }
         Ok(())
@@ -387,4 +439,80 @@ pub unsafe extern "C" fn nanu_options_set_clock(
         });
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ptr;
+
+    use super::*;
+    use crate::nanu_status;
+
+    fn new_options() -> *mut nanu_options {
+        let mut options = ptr::null_mut();
+        // SAFETY: `options` is a valid place for the out pointer.
+        assert_eq!(unsafe { nanu_options_new(&mut options) }, nanu_status::Ok);
+        options
+    }
+
+    fn rest(options: *mut nanu_options) -> Options {
+        // SAFETY: `options` came from nanu_options_new and is not freed yet.
+        unsafe { &*options }.rest.clone()
+    }
+
+    #[test]
+    fn the_concurrency_numbers_select_the_modes_and_others_are_refused() {
+        let options = new_options();
+        assert_eq!(rest(options).concurrency, Concurrency::Exclusive);
+        // SAFETY: `options` is live and used by this thread only, here and below.
+        let set = |n: u32| unsafe { nanu_options_set_concurrency(options, n) };
+
+        assert_eq!(set(nanu_concurrency::Shared as u32), nanu_status::Ok);
+        assert_eq!(rest(options).concurrency, Concurrency::Shared);
+        assert_eq!(set(2), nanu_status::InvalidArgument);
+        assert_eq!(rest(options).concurrency, Concurrency::Shared);
+        assert_eq!(set(nanu_concurrency::Exclusive as u32), nanu_status::Ok);
+        assert_eq!(rest(options).concurrency, Concurrency::Exclusive);
+        // SAFETY: NULL options are refused before any use.
+        let null = unsafe { nanu_options_set_concurrency(ptr::null_mut(), 1) };
+        assert_eq!(null, nanu_status::InvalidArgument);
+        // SAFETY: freed once.
+        unsafe { nanu_options_free(options) };
+    }
+
+    #[test]
+    fn the_lease_timeout_is_a_timing_that_the_open_checks() {
+        let options = new_options();
+        assert_eq!(rest(options).lease_timeout, Duration::from_secs(10));
+        let lease = nanu_timing::LeaseTimeout as u32;
+        // SAFETY: `options` is live and used by this thread only, here and below.
+        let set = |ms: u64| unsafe { nanu_options_set_duration_ms(options, lease, ms) };
+        assert_eq!(set(1_500), nanu_status::Ok);
+        assert_eq!(rest(options).lease_timeout, Duration::from_millis(1_500));
+
+        // Too short a timeout is refused by the create, which makes nothing.
+        assert_eq!(set(5), nanu_status::Ok);
+        let passphrase = "p";
+        // SAFETY: as above; the passphrase is valid for its length.
+        let status = unsafe { nanu_options_set_passphrase(options, passphrase.as_ptr().cast(), 1) };
+        assert_eq!(status, nanu_status::Ok);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("short.vault");
+        let path_text = path.to_str().expect("utf-8 path");
+        let mut vault = ptr::null_mut();
+        // SAFETY: the path is valid for its length, `options` is live, `vault` is writable.
+        let status = unsafe {
+            crate::nanu_vault_create(
+                path_text.as_ptr().cast(),
+                path_text.len(),
+                options,
+                &mut vault,
+            )
+        };
+        assert_eq!(status, nanu_status::InvalidArgument);
+        assert!(vault.is_null());
+        assert!(!path.exists());
+        // SAFETY: freed once.
+        unsafe { nanu_options_free(options) };
+    }
 }

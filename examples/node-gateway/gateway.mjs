@@ -6,13 +6,18 @@
 //   UPSTREAM_URL=http://127.0.0.1:9000 \
 //   NANU_PRICES=../../../shared/data/litellm-model-prices-1.110.2.json node gateway.mjs
 //
+// `node cluster.mjs` (same environment) runs it on several worker processes that share the
+// vault file (nanu's `shared` mode).
+//
 // Routes (the admin ones take `Authorization: Bearer <ADMIN_TOKEN>`):
 //   POST /v1/chat/completions   Authorization: Bearer <key>; body { model, max_tokens, ... }
 //   POST /admin/keys            body: a key spec -> { keyId, secret }
 //   POST /admin/revoke          body { keyId }
 //   GET  /admin/usage           ?keyId=... -> usage rows
 //
-// The vault file is held by this process alone, so administration goes through it.
+// In the default `exclusive` mode the vault file is held by this process alone, so
+// administration goes through it; with NANU_CONCURRENCY=shared every process that opens the
+// file (the cluster's workers, the `nanu` CLI) sees the same keys and limits.
 
 import { randomUUID, timingSafeEqual } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
@@ -177,7 +182,8 @@ export function createGateway(vault, { upstream, adminToken, log = () => {} }) {
         .finally(() => charging.delete(charge))
       charging.add(charge)
     })
-    send(res, 200, answer, { 'x-request-id': requestId })
+    // x-gateway-worker: which process answered, when several share the vault.
+    send(res, 200, answer, { 'x-request-id': requestId, 'x-gateway-worker': String(process.pid) })
   }
 
   async function route(req, res) {
@@ -218,27 +224,46 @@ export function createGateway(vault, { upstream, adminToken, log = () => {} }) {
   return server
 }
 
-async function main() {
-  const env = process.env
+/** The vault options from the environment (NANU_PASSPHRASE, NANU_DURABILITY,
+ * NANU_CONCURRENCY, and NANU_KDF_CHEAP=1 for tests). */
+export function vaultOptions(env) {
   for (const name of ['NANU_VAULT', 'NANU_PASSPHRASE', 'ADMIN_TOKEN', 'UPSTREAM_URL']) {
     if (!env[name]) throw new Error(`set ${name}`)
   }
-  const options = { passphrase: env.NANU_PASSPHRASE, durability: env.NANU_DURABILITY ?? 'durable' }
+  const options = {
+    passphrase: env.NANU_PASSPHRASE,
+    durability: env.NANU_DURABILITY ?? 'durable',
+    concurrency: env.NANU_CONCURRENCY ?? 'exclusive',
+  }
   if (env.NANU_KDF_CHEAP === '1') options.kdf = { mCostKib: 8, tCost: 1, pCost: 1 }
+  return options
+}
+
+/** Opens the vault, creating it when the file does not exist, and imports NANU_PRICES when
+ * set. */
+export async function prepareVault(env) {
+  const options = vaultOptions(env)
   const vault = existsSync(env.NANU_VAULT)
     ? await Vault.openAsync(env.NANU_VAULT, options)
     : await Vault.createAsync(env.NANU_VAULT, options)
   if (env.NANU_PRICES)
     vault.importPrices(readFileSync(env.NANU_PRICES, 'utf8'), { actor: 'gateway' })
+  return vault
+}
+
+/** Serves the gateway over `vault` on PORT until SIGTERM or SIGINT, then waits for the charges
+ * under way, closes the vault and exits. Calls `onListening(port)` once listening. */
+export function serve(vault, env, onListening) {
   const server = createGateway(vault, {
     upstream: env.UPSTREAM_URL,
     adminToken: env.ADMIN_TOKEN,
     log: (line) => console.error(line),
   })
-  server.listen(Number(env.PORT ?? 8080), '127.0.0.1', () => {
-    console.log(`listening ${server.address().port}`)
-  })
+  server.listen(Number(env.PORT ?? 8080), '127.0.0.1', () => onListening(server.address().port))
+  let stopping = false
   const stop = () => {
+    if (stopping) return
+    stopping = true
     server.close(async () => {
       await server.settled()
       vault.close()
@@ -248,6 +273,12 @@ async function main() {
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  return server
+}
+
+async function main() {
+  const vault = await prepareVault(process.env)
+  serve(vault, process.env, (port) => console.log(`listening ${port}`))
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

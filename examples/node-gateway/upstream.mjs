@@ -1,6 +1,8 @@
 // A stand-in LLM upstream: answers POST /v1/chat/completions in the OpenAI shape, with token
 // counts replayed from a real trace (ContextTokens -> prompt_tokens, GeneratedTokens ->
-// completion_tokens), one row per request, in order, wrapping around.
+// completion_tokens), one row per request, in order, wrapping around. GET /stats answers how
+// many completions it served and their token counts, for a test to compare with what a gateway
+// charged.
 //
 //   node upstream.mjs [--trace ../../../shared/data/azure-llm-trace-2023-code.csv] [--port 0]
 //
@@ -44,10 +46,16 @@ export function readTrace(path) {
 /** An HTTP server answering with the trace's token counts. */
 export function createUpstream(trace) {
   let next = 0
+  const served = { completions: 0, promptTokens: 0, completionTokens: 0 }
   return createServer((req, res) => {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
     req.on('end', () => {
+      if (req.method === 'GET' && req.url === '/stats') {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(served))
+        return
+      }
       if (req.method !== 'POST' || req.url !== '/v1/chat/completions') {
         res.writeHead(404, { 'content-type': 'application/json' })
         res.end(JSON.stringify({ error: { message: 'not found' } }))
@@ -63,6 +71,9 @@ export function createUpstream(trace) {
       }
       const row = trace[next % trace.length]
       next += 1
+      served.completions += 1
+      served.promptTokens += row.inputTokens
+      served.completionTokens += row.outputTokens
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(
         JSON.stringify({

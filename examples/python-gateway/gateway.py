@@ -10,10 +10,12 @@ usage is charged after the upstream answered.
 - `/admin/*`: mint and revoke keys and read usage, guarded by a separate admin token.
 
 Configuration (environment): `NANU_VAULT` (path of an existing vault), `NANU_PASSPHRASE`,
-`NANU_DURABILITY` (default `durable`), `UPSTREAM_URL` (e.g. `http://127.0.0.1:9001`),
-`NANU_ADMIN_TOKEN`.
+`NANU_DURABILITY` (default `durable`), `NANU_CONCURRENCY` (`exclusive`, the default: one
+process; `shared`: several workers on the same vault file), `UPSTREAM_URL` (e.g.
+`http://127.0.0.1:9001`), `NANU_ADMIN_TOKEN`.
 
     uvicorn --factory gateway:app_from_environment --host 127.0.0.1 --port 8000
+    NANU_CONCURRENCY=shared uvicorn --factory gateway:app_from_environment --workers 4 ...
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ async def chat_completions(request: Request) -> Response:
         "X-Request-Id": request_id,
         "X-Nanu-Key": verdict.key_id,
         "X-Nanu-Cost": str(outcome.cost),
+        # Which worker process answered, when several share the vault.
+        "X-Gateway-Worker": str(os.getpid()),
     }
     return Response(answer.content, 200, headers=headers, media_type="application/json")
 
@@ -270,16 +274,23 @@ def create_app(
     upstream_url: str,
     admin_token: str,
     durability: nanu.Durability = "durable",
+    concurrency: nanu.Concurrency = "exclusive",
 ) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Each worker process opens the vault itself, after the server started it: with
+        # `shared`, every worker's handle takes part in the same limits.
         vault = await run_in_threadpool(
-            nanu.Vault.open, vault_path, passphrase=passphrase, durability=durability
+            lambda: nanu.Vault.open(
+                vault_path, passphrase=passphrase, durability=durability,
+                concurrency=concurrency,
+            )
         )
         app.state.alerts = []
 
         def on_event(event: nanu.Event) -> None:
-            # Runs on the vault's commit thread: record and return, nothing slow.
+            # Runs on the vault's commit thread: record and return, nothing slow. Each worker
+            # records the events of its own commits.
             if event.kind in ("threshold", "exhausted", "revoked"):
                 app.state.alerts.append(
                     {"kind": event.kind, "key_id": event.key_id, "percent": event.percent}
@@ -318,5 +329,6 @@ def app_from_environment() -> Starlette:
         upstream_url=os.environ["UPSTREAM_URL"],
         admin_token=os.environ.get("NANU_ADMIN_TOKEN", ""),
         durability=os.environ.get("NANU_DURABILITY", "durable"),  # type: ignore[arg-type]
+        concurrency=os.environ.get("NANU_CONCURRENCY", "exclusive"),  # type: ignore[arg-type]
     )
 

@@ -1,8 +1,10 @@
 """End to end: the gateway and the stand-in upstream run as real uvicorn servers on 127.0.0.1,
-and real HTTP requests go through them. Both servers are stopped by their PIDs."""
+and real HTTP requests go through them: first one gateway process, then four uvicorn workers
+sharing the vault file. The servers are stopped by their PIDs."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -24,6 +26,10 @@ TRACE = HERE.parents[2] / "shared" / "data" / "azure-llm-trace-2023-conv.csv"
 PRICES = HERE.parents[2] / "shared" / "data" / "litellm-model-prices-1.110.2.json"
 ADMIN = "admin-token-for-tests"
 PASSPHRASE = "gateway test passphrase"
+WORKERS = 4
+FLAT = "flat-model"
+"""A model priced per request only, so that every request costs the same."""
+CENT = 10_000
 
 
 def trace_rows(n: int) -> list[tuple[int, int]]:
@@ -68,12 +74,54 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=20)
 
 
+def wait_for_workers(process: subprocess.Popen[bytes], log: Path, count: int) -> None:
+    """Waits until `count` uvicorn workers have run their startup (opened the vault)."""
+    deadline = time.monotonic() + 60
+    while log.read_text().count("Application startup complete.") < count:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop(process)
+            raise RuntimeError(f"the {count} workers did not start: {log.read_text()}")
+        time.sleep(0.05)
+
+
 @dataclass
 class Servers:
     url: str
+    upstream_url: str
     vault_path: Path
     gateway: subprocess.Popen[bytes]
     log: Path
+
+
+def run_servers(tmp_path: Path, vault_path: Path, workers: int) -> Iterator[Servers]:
+    """The upstream, and the gateway with `workers` uvicorn worker processes (the shared mode
+    when there are several) in front of it."""
+    upstream_port, gateway_port = free_port(), free_port()
+    upstream = start(["upstream:app"], {"TRACE_CSV": str(TRACE)}, upstream_port,
+                     tmp_path / "upstream.log")
+    try:
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        env = {
+            "NANU_VAULT": str(vault_path),
+            "NANU_PASSPHRASE": PASSPHRASE,
+            "UPSTREAM_URL": upstream_url,
+            "NANU_ADMIN_TOKEN": ADMIN,
+        }
+        args = ["--factory", "gateway:app_from_environment"]
+        if workers > 1:
+            env["NANU_CONCURRENCY"] = "shared"
+            args += ["--workers", str(workers)]
+        log = tmp_path / "gateway.log"
+        gateway = start(args, env, gateway_port, log)
+        try:
+            if workers > 1:
+                wait_for_workers(gateway, log, workers)
+            yield Servers(f"http://127.0.0.1:{gateway_port}", upstream_url, vault_path,
+                          gateway, log)
+        finally:
+            stop(gateway)
+    finally:
+        stop(upstream)
 
 
 @pytest.fixture
@@ -83,24 +131,16 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
                            kdf=nanu.KdfParams.INSECURE_FOR_TESTS) as vault:
         vault.import_prices(PRICES)
         vault.set_price("fail-upstream", nanu.Price(1_000_000, 2_000_000))
-    upstream_port, gateway_port = free_port(), free_port()
-    upstream = start(["upstream:app"], {"TRACE_CSV": str(TRACE)}, upstream_port,
-                     tmp_path / "upstream.log")
-    try:
-        env = {
-            "NANU_VAULT": str(vault_path),
-            "NANU_PASSPHRASE": PASSPHRASE,
-            "UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}",
-            "NANU_ADMIN_TOKEN": ADMIN,
-        }
-        log = tmp_path / "gateway.log"
-        gateway = start(["--factory", "gateway:app_from_environment"], env, gateway_port, log)
-        try:
-            yield Servers(f"http://127.0.0.1:{gateway_port}", vault_path, gateway, log)
-        finally:
-            stop(gateway)
-    finally:
-        stop(upstream)
+    yield from run_servers(tmp_path, vault_path, workers=1)
+
+
+@pytest.fixture
+def shared_servers(tmp_path: Path) -> Iterator[Servers]:
+    vault_path = tmp_path / "shared.vault"
+    with nanu.Vault.create(vault_path, passphrase=PASSPHRASE,
+                           kdf=nanu.KdfParams.INSECURE_FOR_TESTS) as vault:
+        vault.set_price(FLAT, nanu.Price(per_request=CENT))
+    yield from run_servers(tmp_path, vault_path, workers=WORKERS)
 
 
 def mint(client: httpx.Client, **spec: object) -> tuple[str, str]:
@@ -237,3 +277,63 @@ def test_the_gateway_end_to_end(servers: Servers) -> None:
         actions = [(r.action, r.actor) for r in vault.audit(limit=1000)]
         assert ("revoke", "admin") in actions
         assert vault.verify_audit().ok
+
+
+async def burst(url: str, secret: str, count: int) -> list[httpx.Response]:
+    """`count` requests at once, each on a connection of its own, so that the kernel hands
+    them to whichever worker accepts first."""
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        body = {"model": FLAT, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+        headers = {"Authorization": f"Bearer {secret}"}
+        return await asyncio.gather(
+            *(client.post("/v1/chat/completions", json=body, headers=headers)
+              for _ in range(count))
+        )
+
+
+def test_four_workers_keep_one_budget_exact(shared_servers: Servers) -> None:
+    """Four uvicorn workers open the vault in the shared mode. A budget of 40 requests' worth
+    admits exactly 40 of 100 concurrent requests, whichever workers take them; a key minted
+    and then revoked through one worker is served, then refused, by all; and the vault's
+    totals are what the upstream served."""
+    with httpx.Client(base_url=shared_servers.url, timeout=30) as client:
+        key_id, secret = mint(client, owner="acme", models=[FLAT], limits=["cost=$0.40"])
+
+    answers = asyncio.run(burst(shared_servers.url, secret, 100))
+    allowed = [a for a in answers if a.status_code == 200]
+    denied = [a for a in answers if a.status_code != 200]
+    assert len(allowed) == 40, [a.status_code for a in answers]
+    assert all(a.headers["X-Nanu-Cost"] == str(CENT) for a in allowed)
+    assert {(a.status_code, a.json()["error"]["code"]) for a in denied} == {
+        (429, "budget_exceeded")
+    }
+    workers = {a.headers["X-Gateway-Worker"] for a in allowed}
+    assert len(workers) > 1, "one worker served every request: nothing was shared"
+
+    with httpx.Client(base_url=shared_servers.url, timeout=30) as client:
+        other_id, other = mint(client, owner="beta", models=[FLAT])
+        served = asyncio.run(burst(shared_servers.url, other, 8))
+        assert [a.status_code for a in served] == [200] * 8
+        answer = client.post("/admin/revoke", json={"key_id": other_id},
+                             headers={"Authorization": f"Bearer {ADMIN}"})
+        assert answer.status_code == 200
+        refused = asyncio.run(burst(shared_servers.url, other, 8))
+        assert {(a.status_code, a.json()["error"]["code"]) for a in refused} == {
+            (401, "revoked")
+        }
+        stats = client.get(f"{shared_servers.upstream_url}/stats").json()
+    assert stats["completions"] == 48
+
+    stop(shared_servers.gateway)
+    assert shared_servers.gateway.returncode == 0, shared_servers.log.read_text()
+    with nanu.Vault.open(shared_servers.vault_path, passphrase=PASSPHRASE) as vault:
+        (total,) = vault.usage()
+        assert total.requests == stats["completions"]
+        assert total.input_tokens == stats["prompt_tokens"]
+        assert total.output_tokens == stats["completion_tokens"]
+        assert total.cost == 48 * CENT
+        (row,) = vault.usage(key_id=key_id)
+        assert (row.requests, row.cost) == (40, 400_000)
+        assert vault.remaining(key_id).cost == 0
+        assert vault.get(other_id).status == "revoked"

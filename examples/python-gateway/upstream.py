@@ -4,7 +4,8 @@ Each request gets the next row of a real trace, in file order, wrapping around:
 `ContextTokens` is the prompt's token count and `GeneratedTokens` the completion's
 (azure-llm-trace-2023-conv.csv, one hour of a production conversational LLM service, from the
 Azure Public Dataset, CC-BY 4.0). The model `fail-upstream` answers 502, to exercise a
-gateway's failure path.
+gateway's failure path. `GET /stats` says how many completions it served and their token
+counts, for a test to compare with what a gateway charged.
 
     TRACE_CSV=../../../shared/data/azure-llm-trace-2023-conv.csv \\
         uvicorn upstream:app --host 127.0.0.1 --port 9001
@@ -40,6 +41,7 @@ def load_trace(path: Path) -> list[tuple[int, int]]:
 TRACE = load_trace(Path(os.environ.get("TRACE_CSV", DEFAULT_TRACE)))
 _next_row = itertools.cycle(range(len(TRACE)))
 _lock = threading.Lock()
+_served = {"completions": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
 
 async def completions(request: Request) -> JSONResponse:
@@ -49,7 +51,10 @@ async def completions(request: Request) -> JSONResponse:
         return JSONResponse({"error": "the model is overloaded"}, status_code=502)
     with _lock:
         row = next(_next_row)
-    prompt_tokens, completion_tokens = TRACE[row]
+        prompt_tokens, completion_tokens = TRACE[row]
+        _served["completions"] += 1
+        _served["prompt_tokens"] += prompt_tokens
+        _served["completion_tokens"] += completion_tokens
     return JSONResponse(
         {
             "id": f"cmpl-{row}",
@@ -69,4 +74,14 @@ async def completions(request: Request) -> JSONResponse:
     )
 
 
-app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+async def stats(request: Request) -> JSONResponse:
+    with _lock:
+        return JSONResponse(dict(_served))
+
+
+app = Starlette(
+    routes=[
+        Route("/v1/chat/completions", completions, methods=["POST"]),
+        Route("/stats", stats, methods=["GET"]),
+    ]
+)

@@ -113,3 +113,23 @@ impl From<nanu::Durability> for Durability {
         }
     }
 }
+
+/// How processes share a vault file, chosen when opening a vault.
+#[napi(string_enum = "snake_case")]
+#[derive(Debug)]
+pub enum Concurrency {
+    /// One process has the file open; another process that opens it gets `locked`.
+    Exclusive,
+    /// Any number of processes on one machine open the file at once (cluster workers); limits
+    /// hold exactly across them.
+    Shared,
+}
+
+impl From<nanu::Concurrency> for Concurrency {
+    fn from(c: nanu::Concurrency) -> Concurrency {
+        match c {
+            nanu::Concurrency::Exclusive => Concurrency::Exclusive,
+            nanu::Concurrency::Shared => Concurrency::Shared,
+        }
+    }
+}

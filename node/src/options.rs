@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::arg::Arg;
 use crate::error::{Result, from_core, invalid};
 
-/// Reads `{ passphrase | key, durability, kdf, prefix, currency, flushIntervalMs,
-/// holdTimeoutMs, expiringLeadMs, idempotencyWindowMs }`.
+/// Reads `{ passphrase | key, durability, concurrency, kdf, prefix, currency, flushIntervalMs,
+/// holdTimeoutMs, expiringLeadMs, idempotencyWindowMs, leaseTimeoutMs }`.
 pub fn vault_options(arg: Arg<'_>) -> Result<nanu::Options> {
     let fields = arg.fields("options")?;
     let mut unlock = None;
@@ -24,6 +24,10 @@ pub fn vault_options(arg: Arg<'_>) -> Result<nanu::Options> {
                 let text = value.string(&what)?;
                 options.durability = text.parse().map_err(from_core)?;
             }
+            "concurrency" => {
+                let text = value.string(&what)?;
+                options.concurrency = text.parse().map_err(from_core)?;
+            }
             "kdf" => options.kdf = kdf(value)?,
             "prefix" => options.prefix = value.string(&what)?,
             "currency" => options.currency = value.string(&what)?,
@@ -31,11 +35,12 @@ pub fn vault_options(arg: Arg<'_>) -> Result<nanu::Options> {
             "holdTimeoutMs" => options.hold_timeout = millis(value, &what)?,
             "expiringLeadMs" => options.expiring_lead = millis(value, &what)?,
             "idempotencyWindowMs" => options.idempotency_window = millis(value, &what)?,
+            "leaseTimeoutMs" => options.lease_timeout = millis(value, &what)?,
             _ => {
                 return Err(invalid(format!(
                     "options: unknown field {name:?} (expected passphrase, key, durability, \
-                     kdf, prefix, currency, flushIntervalMs, holdTimeoutMs, expiringLeadMs or \
-                     idempotencyWindowMs)"
+                     concurrency, kdf, prefix, currency, flushIntervalMs, holdTimeoutMs, \
+                     expiringLeadMs, idempotencyWindowMs or leaseTimeoutMs)"
                 )));
             }
         }

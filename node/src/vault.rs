@@ -9,7 +9,7 @@ use napi::bindgen_prelude::AsyncTask;
 use napi_derive::napi;
 
 use crate::arg::{Arg, Kind};
-use crate::codes::Durability;
+use crate::codes::{Concurrency, Durability};
 use crate::error::{Result, from_core, invalid};
 use crate::events::{AuditCheck, AuditRecord, Event, deliver, listener};
 use crate::json::{
@@ -30,6 +30,8 @@ const DEFAULT_PAGE: usize = 1000;
 #[derive(Debug)]
 struct Open {
     vault: nanu::Vault,
+    /// The mode the file was opened in, reported by the `concurrency` getter.
+    concurrency: nanu::Concurrency,
     closed: AtomicBool,
     subscriptions: Mutex<Vec<u64>>,
 }
@@ -66,9 +68,10 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// can flush them.
 static OPEN: Mutex<Vec<Weak<Open>>> = Mutex::new(Vec::new());
 
-fn register(vault: nanu::Vault) -> Vault {
+fn register(vault: nanu::Vault, concurrency: nanu::Concurrency) -> Vault {
     let open = Arc::new(Open {
         vault,
+        concurrency,
         closed: AtomicBool::new(false),
         subscriptions: Mutex::new(Vec::new()),
     });
@@ -109,8 +112,8 @@ fn page(arg: Arg<'_>) -> Result<usize> {
         .unwrap_or(DEFAULT_PAGE))
 }
 
-/// An open vault file: keys, limits and usage in one encrypted file. Only one process opens a
-/// vault at a time.
+/// An open vault file: keys, limits and usage in one encrypted file. One process opens it at a
+/// time, unless every process opens it with `concurrency: 'shared'`.
 #[derive(Debug)]
 #[napi]
 pub struct Vault {
@@ -130,7 +133,7 @@ impl Vault {
         let path = path_arg(path)?;
         let options = vault_options(options)?;
         nanu::Vault::create(path, &options)
-            .map(register)
+            .map(|vault| register(vault, options.concurrency))
             .map_err(from_core)
     }
 
@@ -145,7 +148,7 @@ impl Vault {
         let path = path_arg(path)?;
         let options = vault_options(options)?;
         nanu::Vault::open(path, &options)
-            .map(register)
+            .map(|vault| register(vault, options.concurrency))
             .map_err(from_core)
     }
 
@@ -161,7 +164,7 @@ impl Vault {
             let options = vault_options(options)?;
             Ok(move || {
                 nanu::Vault::create(path, &options)
-                    .map(register)
+                    .map(|vault| register(vault, options.concurrency))
                     .map_err(from_core)
             })
         }))
@@ -179,7 +182,7 @@ impl Vault {
             let options = vault_options(options)?;
             Ok(move || {
                 nanu::Vault::open(path, &options)
-                    .map(register)
+                    .map(|vault| register(vault, options.concurrency))
                     .map_err(from_core)
             })
         }))
@@ -220,6 +223,12 @@ impl Vault {
     #[napi(getter)]
     pub fn durability(&self) -> Durability {
         Durability::from(self.open.vault.durability())
+    }
+
+    /// How this handle shares the file with other processes: `exclusive` or `shared`.
+    #[napi(getter)]
+    pub fn concurrency(&self) -> Concurrency {
+        Concurrency::from(self.open.concurrency)
     }
 
     // ---- keys -------------------------------------------------------------------------

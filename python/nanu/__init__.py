@@ -51,7 +51,7 @@ from ._types import (
     UsageRecord,
     UsageRow,
 )
-from ._vault import UNSET, Durability, Span, Time, Vault
+from ._vault import UNSET, Concurrency, Durability, Span, Time, Vault
 
 __version__: str = _native.__version__
 
@@ -113,6 +113,7 @@ __all__ = [
     "AuditRecord",
     "ChargeOutcome",
     "Closed",
+    "Concurrency",
     "Conflict",
     "Corrupt",
     "Durability",

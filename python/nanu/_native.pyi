@@ -142,6 +142,7 @@ class Vault:
         passphrase: str | None = None,
         key: bytes | str | None = None,
         durability: str | None = None,
+        concurrency: str | None = None,
         kdf: object | None = None,
         prefix: str | None = None,
         currency: str | None = None,
@@ -149,6 +150,7 @@ class Vault:
         hold_timeout_ms: timedelta | int | None = None,
         expiring_lead_ms: timedelta | int | None = None,
         idempotency_window_ms: timedelta | int | None = None,
+        lease_timeout_ms: timedelta | int | None = None,
     ) -> Self: ...
     def verify(
         self,
@@ -190,6 +192,8 @@ class Vault:
     def currency(self) -> str: ...
     @property
     def durability(self) -> Literal["durable", "process", "relaxed"]: ...
+    @property
+    def concurrency(self) -> Literal["exclusive", "shared"]: ...
 
     # The raw calls behind the keyword-argument methods of `nanu.Vault`.
     def _mint_many(

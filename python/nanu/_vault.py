@@ -38,6 +38,10 @@ Durability = Literal["durable"] | Literal["process"] | Literal["relaxed"]
 """What a crash may lose: ``durable`` (nothing that returned), ``process`` (survives the
 process being killed, not power loss), ``relaxed`` (at most one flush interval)."""
 
+Concurrency = Literal["exclusive"] | Literal["shared"]
+"""How processes share a vault file: ``exclusive`` (one process; another gets ``Locked``) or
+``shared`` (any number of processes on one machine, such as the workers of a web server)."""
+
 Time = datetime | int
 """A time: a timezone-aware ``datetime``, or an ``int`` of epoch milliseconds."""
 
@@ -206,6 +210,7 @@ class Vault(_native.Vault):
         passphrase: str | None = None,
         key: bytes | str | None = None,
         durability: Durability = "durable",
+        concurrency: Concurrency = "exclusive",
         kdf: KdfParams | Mapping[str, int] | None = None,
         prefix: str = "nanu",
         currency: str = "usd",
@@ -213,6 +218,7 @@ class Vault(_native.Vault):
         hold_timeout_ms: Span = 600_000,
         expiring_lead_ms: Span = 7 * 86_400_000,
         idempotency_window_ms: Span = 7 * 86_400_000,
+        lease_timeout_ms: Span = 10_000,
     ) -> Vault:
         """Creates a new vault file at ``path`` (which must not exist) and opens it.
 
@@ -224,6 +230,16 @@ class Vault(_native.Vault):
         ``expiring_lead_ms``: how early the ``expiring`` event fires;
         ``idempotency_window_ms``: how long a charge's request id is remembered.
 
+        ``concurrency="shared"`` lets any number of processes on this machine open the file at
+        once (the workers of uvicorn, gunicorn or a process pool): each process leases slices
+        of every limit from the shared counters and admits from them in memory, so limits hold
+        exactly across processes, and a mint, revoke, rotate or update in one process is seen
+        by the next verify in every other. Only ``durability="durable"`` is accepted with it,
+        and a hold is settled only by a charge made in the process that placed it.
+        ``lease_timeout_ms``: how long the slices of a process that stopped without closing
+        the vault (killed, crashed) stay reserved before the other processes take them back.
+        With the default ``"exclusive"``, another process that opens the file gets ``Locked``.
+
         The key derivation runs without the GIL.
         """
         vault = _native.Vault.__new__(
@@ -233,6 +249,7 @@ class Vault(_native.Vault):
             passphrase=passphrase,
             key=key,
             durability=durability,
+            concurrency=concurrency,
             kdf=_kdf(kdf),
             prefix=prefix,
             currency=currency,
@@ -240,6 +257,7 @@ class Vault(_native.Vault):
             hold_timeout_ms=hold_timeout_ms,
             expiring_lead_ms=expiring_lead_ms,
             idempotency_window_ms=idempotency_window_ms,
+            lease_timeout_ms=lease_timeout_ms,
         )
         _open_vaults.add(vault)
         return vault
@@ -252,15 +270,18 @@ class Vault(_native.Vault):
         passphrase: str | None = None,
         key: bytes | str | None = None,
         durability: Durability = "durable",
+        concurrency: Concurrency = "exclusive",
         flush_interval_ms: Span = 100,
         hold_timeout_ms: Span = 600_000,
         expiring_lead_ms: Span = 7 * 86_400_000,
         idempotency_window_ms: Span = 7 * 86_400_000,
+        lease_timeout_ms: Span = 10_000,
     ) -> Vault:
         """Opens an existing vault file; the arguments are those of ``create``.
 
-        Raises ``WrongPassphrase``, ``NotAVault``, ``Locked`` (another process has it open)
-        or ``Storage``. The key derivation runs without the GIL.
+        Raises ``WrongPassphrase``, ``NotAVault``, ``Locked`` (another process has the file
+        open exclusively, or in the other ``concurrency`` mode) or ``Storage``. The key
+        derivation runs without the GIL.
         """
         vault = _native.Vault.__new__(
             cls,
@@ -269,10 +290,12 @@ class Vault(_native.Vault):
             passphrase=passphrase,
             key=key,
             durability=durability,
+            concurrency=concurrency,
             flush_interval_ms=flush_interval_ms,
             hold_timeout_ms=hold_timeout_ms,
             expiring_lead_ms=expiring_lead_ms,
             idempotency_window_ms=idempotency_window_ms,
+            lease_timeout_ms=lease_timeout_ms,
         )
         _open_vaults.add(vault)
         return vault

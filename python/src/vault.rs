@@ -21,6 +21,8 @@ use crate::results::{ChargeOutcome, Remaining, Verdict};
 pub(crate) struct Vault {
     vault: nanu::Vault,
     closed: AtomicBool,
+    /// The mode the file was opened in, reported by the `concurrency` property.
+    concurrency: nanu::Concurrency,
 }
 
 impl Drop for Vault {
@@ -178,9 +180,10 @@ impl Vault {
     /// `nanu.Vault.create`, which document the arguments.
     #[new]
     #[pyo3(signature = (
-        path, *, create, passphrase = None, key = None, durability = None, kdf = None,
-        prefix = None, currency = None, flush_interval_ms = None, hold_timeout_ms = None,
-        expiring_lead_ms = None, idempotency_window_ms = None,
+        path, *, create, passphrase = None, key = None, durability = None, concurrency = None,
+        kdf = None, prefix = None, currency = None, flush_interval_ms = None,
+        hold_timeout_ms = None, expiring_lead_ms = None, idempotency_window_ms = None,
+        lease_timeout_ms = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -190,6 +193,7 @@ impl Vault {
         passphrase: Option<&Bound<'_, PyAny>>,
         key: Option<&Bound<'_, PyAny>>,
         durability: Option<&Bound<'_, PyAny>>,
+        concurrency: Option<&Bound<'_, PyAny>>,
         kdf: Option<&Bound<'_, PyAny>>,
         prefix: Option<&Bound<'_, PyAny>>,
         currency: Option<&Bound<'_, PyAny>>,
@@ -197,10 +201,14 @@ impl Vault {
         hold_timeout_ms: Option<&Bound<'_, PyAny>>,
         expiring_lead_ms: Option<&Bound<'_, PyAny>>,
         idempotency_window_ms: Option<&Bound<'_, PyAny>>,
+        lease_timeout_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vault> {
         let mut options = nanu::Options::new(unlock_of(passphrase, key)?);
         if let Some(durability) = opt_text_arg(durability, "durability")? {
             options.durability = durability.parse().or_raise(py)?;
+        }
+        if let Some(concurrency) = opt_text_arg(concurrency, "concurrency")? {
+            options.concurrency = concurrency.parse().or_raise(py)?;
         }
         options.kdf = kdf_of(kdf)?;
         if let Some(prefix) = opt_text_arg(prefix, "prefix")? {
@@ -222,6 +230,8 @@ impl Vault {
             "idempotency_window_ms",
             options.idempotency_window,
         )?;
+        options.lease_timeout =
+            interval(lease_timeout_ms, "lease_timeout_ms", options.lease_timeout)?;
 
         let vault = py
             .detach(|| {
@@ -235,6 +245,7 @@ impl Vault {
         Ok(Vault {
             vault,
             closed: AtomicBool::new(false),
+            concurrency: options.concurrency,
         })
     }
 
@@ -421,6 +432,12 @@ impl Vault {
     #[getter]
     fn durability(&self) -> &'static str {
         self.vault.durability().as_str()
+    }
+
+    /// How this handle shares the file with other processes: `exclusive` or `shared`.
+    #[getter]
+    fn concurrency(&self) -> &'static str {
+        self.concurrency.as_str()
     }
 
     // ---- raw calls of the Python package ---------------------------------------------

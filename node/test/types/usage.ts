@@ -4,6 +4,7 @@
 import {
   type AdminContext,
   type ChargeOutcome,
+  type Concurrency,
   type ErrorCode,
   type Event,
   type KeyInfo,
@@ -72,6 +73,14 @@ async function main(): Promise<void> {
   }
   void [code, status, retry, left, outcome, later, info, remaining, rows, rotated, durability]
   vault.close()
+  const shared: Vault = await Vault.openAsync('/tmp/typed.vault', {
+    passphrase: 'p',
+    concurrency: 'shared',
+    leaseTimeoutMs: 5_000,
+  })
+  const concurrency: Concurrency = shared.concurrency
+  void concurrency
+  shared.close()
   closeAll()
 }
 
