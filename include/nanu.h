@@ -101,7 +101,8 @@ enum nanu_status
      */
     NANU_STATUS_WRONG_PASSPHRASE = 300,
     /**
-     * Another process holds the vault file exclusively.
+     * The vault file is open in another process (or handle) in a mode that excludes this
+     * open: one of them asked for `exclusive` concurrency.
      */
     NANU_STATUS_LOCKED = 301,
     /**

@@ -34,7 +34,8 @@ pub enum nanu_status {
     NotFound = 200,
     /// The passphrase or raw key does not unseal the vault.
     WrongPassphrase = 300,
-    /// Another process holds the vault file exclusively.
+    /// The vault file is open in another process (or handle) in a mode that excludes this
+    /// open: one of them asked for `exclusive` concurrency.
     Locked = 301,
     /// The file is not a nanu vault, or was written by a newer nanu.
     NotAVault = 302,

@@ -12,7 +12,8 @@ pub enum ErrorCode {
     NotFound,
     /// The passphrase or raw key does not unseal the vault.
     WrongPassphrase,
-    /// Another process holds the vault file exclusively.
+    /// The vault file is open in another process (or handle) in a mode that excludes this
+    /// open: one of them asked for `exclusive` concurrency.
     Locked,
     /// The file is not a nanu vault, or was written by a newer nanu.
     NotAVault,
