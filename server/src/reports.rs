@@ -72,12 +72,16 @@ pub struct StatsView {
     pub holds: u64,
     /// Key records that failed to open (corrupt).
     pub corrupt_keys: u64,
+    /// The sequence number of the newest event (0 when there is none); event numbers have no
+    /// gaps, so `/v1/events?after=<last_event_seq - n>` reads the newest `n`.
+    pub last_event_seq: u64,
 }
 
 impl StatsView {
-    fn new(stats: nanu::Stats, currency: String) -> StatsView {
+    fn new(stats: nanu::Stats, currency: String, last_event_seq: u64) -> StatsView {
         StatsView {
             currency,
+            last_event_seq,
             keys: stats.keys,
             owners: stats.owners,
             malformed: stats.malformed,
@@ -191,9 +195,12 @@ pub async fn stats(
     _admin: Admin<UsageRead>,
 ) -> ApiResult<Json<StatsView>> {
     let vault = state.vault.clone();
-    blocking(move || Ok(StatsView::new(vault.stats(), vault.currency())))
-        .await
-        .map(Json)
+    blocking(move || {
+        let last = vault.last_event_seq()?;
+        Ok(StatsView::new(vault.stats(), vault.currency(), last))
+    })
+    .await
+    .map(Json)
 }
 
 /// Events (thresholds, exhausted limits, expiring, expired, rotated and revoked keys, unpriced

@@ -139,6 +139,9 @@ async fn events_and_audit_page_by_sequence() {
         .await;
     assert_eq!(after.json["events"].as_array().unwrap().len(), 1);
     assert_eq!(after.json["events"][0]["kind"], "exhausted");
+    let stats = server.get("/v1/stats").await;
+    let newest = after.json["events"][0]["seq"].as_u64().unwrap();
+    assert_eq!(stats.json["last_event_seq"], newest);
 
     let audit = server.get("/v1/audit?limit=2").await;
     audit.expect(200);
