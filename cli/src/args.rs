@@ -622,7 +622,7 @@ pub struct ServeArgs {
     /// "secret_env" or "secret_file", "events"}.
     #[arg(long, value_name = "FILE")]
     pub webhooks: Option<PathBuf>,
-    /// Where webhook delivery state is kept [default: <vault>.webhooks.state].
+    /// Where webhook delivery state is kept [default: VAULT.webhooks.state].
     #[arg(long, value_name = "FILE", requires = "webhooks")]
     pub webhook_state: Option<PathBuf>,
 }
