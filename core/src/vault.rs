@@ -30,7 +30,7 @@ use crate::prices::{self, Price};
 use crate::secret;
 use crate::store::{self, ChargeMemo, Header, KeyRecord, OwnerRecord, StoredDigest};
 use crate::usage::{CHARGED, ChargeOutcome, Report, Usage, UsageQuery, UsageRecord, UsageRow};
-use crate::verdict::{Code, Level, Remaining, Verdict, VerifyRequest};
+use crate::verdict::{Code, HoldAmounts, Level, Remaining, Verdict, VerifyRequest};
 
 mod shared;
 
@@ -1083,6 +1083,10 @@ impl Vault {
                 drop(owner_guard);
                 drop(state_guard);
                 match self.inner.lease(&entry, now, hold)? {
+                    Leased::Admitted(on_key, on_owner, remaining) => {
+                        let admitted = (on_key, on_owner, remaining, Vec::new());
+                        return Ok(self.admitted(&entry, verdict, request, now, admitted));
+                    }
                     Leased::Again if attempt + 1 < Self::LEASE_ATTEMPTS => {
                         return self.verify_leasing(secret, request, attempt + 1);
                     }
@@ -1130,15 +1134,15 @@ impl Vault {
             self.inner.log_denial(&entry, &verdict, t);
             return Ok(verdict);
         }
-        let (on_key, mut key_crossings) = state.ledger.admit(&state.limits, t, hold);
-        let (on_owner, mut owner_crossings) = owner.ledger.admit(&owner.limits, t_owner, hold);
         if self.inner.shared.is_some() {
-            state.ledger.take_slices(&state.limits, hold);
-            owner.ledger.take_slices(&owner.limits, hold);
-            // The shared counters fire the alerts, when leases and charges reach them.
-            key_crossings.clear();
-            owner_crossings.clear();
+            let (on_key, on_owner, remaining) = admit_shared(state, owner, t, t_owner, hold);
+            drop(owner_guard);
+            drop(state_guard);
+            let admitted = (on_key, on_owner, remaining, Vec::new());
+            return Ok(self.admitted(&entry, verdict, request, now, admitted));
         }
+        let (on_key, key_crossings) = state.ledger.admit(&state.limits, t, hold);
+        let (on_owner, owner_crossings) = owner.ledger.admit(&owner.limits, t_owner, hold);
         let mut remaining = Remaining::default();
         fill_remaining(state, owner, t, t_owner, &mut remaining);
         let mut events = Vec::new();
@@ -1149,7 +1153,20 @@ impl Vault {
         }
         drop(owner_guard);
         drop(state_guard);
+        let admitted = (on_key, on_owner, remaining, events);
+        Ok(self.admitted(&entry, verdict, request, now, admitted))
+    }
 
+    /// The verdict of an admitted request: places its hold and queues its events.
+    fn admitted(
+        &self,
+        entry: &Arc<KeyEntry>,
+        mut verdict: Verdict,
+        request: &VerifyRequest<'_>,
+        now: i64,
+        (on_key, on_owner, remaining, events): (Reservation, Reservation, Remaining, Vec<Write>),
+    ) -> Verdict {
+        let hold = &request.hold;
         if !hold.is_zero() {
             let id = self.inner.next_hold.fetch_add(1, Ordering::Relaxed);
             let expires_at = now.saturating_add(duration_us(self.inner.options.hold_timeout));
@@ -1165,14 +1182,14 @@ impl Vault {
             );
             verdict.hold_id = Some(id);
         }
-        self.inner.mark_dirty(&entry);
+        self.inner.mark_dirty(entry);
         if !events.is_empty() {
             self.inner.submit_paced(events);
         }
         verdict.allowed = true;
         verdict.code = Code::Valid;
         verdict.remaining = Some(remaining);
-        Ok(verdict)
+        verdict
     }
 
     /// Shared mode: the verdict of a request a limit's shared counter has no room for.
@@ -1232,7 +1249,9 @@ impl Vault {
             Status::Disabled => return Code::Disabled,
             Status::Expired => {
                 if !state.record.expired_notified {
+                    // An expired key is past expiring too: that event would come too late.
                     state.record.expired_notified = true;
+                    state.record.expiring_notified = true;
                     let writes = vec![
                         Write::Key(Box::new(state.record.clone())),
                         self.inner
@@ -1477,7 +1496,7 @@ impl Vault {
             (
                 k.clone(),
                 ChargeMemo {
-                    fingerprint,
+                    fingerprint: fingerprint.clone(),
                     at: t,
                     outcome: outcome.clone(),
                 },
@@ -1515,6 +1534,26 @@ impl Vault {
             // Charges that outrun the commits wait for one, so that what `relaxed` can lose
             // stays about one flush interval and the queue stays bounded.
             self.inner.pipeline.throttle()?;
+        }
+        // Shared mode: another process may have charged the same request id at the same time
+        // and committed first; then this charge was dropped from the commit, and the stored
+        // one is the answer.
+        if self.inner.shared.is_some()
+            && let Some(memo_key) = &memo_key
+            && let Some(stored) = self.inner.stored_memo(memo_key)?
+            && stored.fingerprint != fingerprint
+        {
+            self.inner.memos[memo_shard(memo_key)]
+                .lock()
+                .insert(memo_key.clone(), (stored, 0));
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                format!(
+                    "request id {:?} of key {key_id} was charged by another process at the same \
+                     time with other amounts",
+                    usage.request_id.as_deref().unwrap_or_default()
+                ),
+            ));
         }
         Ok(outcome)
     }
@@ -2003,6 +2042,25 @@ impl Drop for Vault {
     }
 }
 
+/// Shared mode: admits a request whose slices cover it (one request and its hold, taken out of
+/// the slices). The shared counters fire the alerts, when leases and charges reach them, so
+/// the crossings of this process's view are dropped.
+fn admit_shared(
+    state: &mut KeyState,
+    owner: &mut OwnerState,
+    t: i64,
+    t_owner: i64,
+    hold: &HoldAmounts,
+) -> (Reservation, Reservation, Remaining) {
+    let (on_key, _) = state.ledger.admit(&state.limits, t, hold);
+    let (on_owner, _) = owner.ledger.admit(&owner.limits, t_owner, hold);
+    state.ledger.take_slices(&state.limits, hold);
+    owner.ledger.take_slices(&owner.limits, hold);
+    let mut remaining = Remaining::default();
+    fill_remaining(state, owner, t, t_owner, &mut remaining);
+    (on_key, on_owner, remaining)
+}
+
 fn fill_remaining(
     key: &KeyState,
     owner: &OwnerState,
@@ -2328,7 +2386,10 @@ impl Inner {
                 state.record.expired_notified = true;
                 state.record.expiring_notified = true;
                 writes.push(self.event(t, EventKind::Expired, Some(&entry.id), &entry.owner.name));
-            } else if expires_at.saturating_sub(t) <= lead && !state.record.expiring_notified {
+            } else if t < expires_at
+                && expires_at.saturating_sub(t) <= lead
+                && !state.record.expiring_notified
+            {
                 state.record.expiring_notified = true;
                 writes.push(self.event(t, EventKind::Expiring, Some(&entry.id), &entry.owner.name));
             }

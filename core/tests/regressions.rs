@@ -86,3 +86,28 @@ fn a_zero_flush_interval_is_refused_instead_of_spinning() {
     assert_eq!(err.code(), ErrorCode::InvalidArgument);
     assert!(!path.exists(), "nothing was created");
 }
+
+#[test]
+fn a_key_first_seen_after_its_expiry_fires_expired_and_never_expiring_after_it() {
+    let t = TestVault::with(|mut o| {
+        o.expiring_lead = Duration::from_secs(86_400);
+        o
+    });
+    let mut spec = common::spec("acme", &[]);
+    spec.expires_at = Some(common::ts("2025-01-01T01:00:00Z"));
+    let key = t.vault.mint(&spec, &Context::default()).unwrap();
+    // Nothing looked at the key before it expired; a verify after its expiry fires `expired`.
+    t.clock.set("2025-01-01T02:00:00Z");
+    assert_eq!(t.verify(&key).code, Code::Expired);
+    t.vault.tick(None).unwrap();
+    t.clock.set("2025-01-01T03:00:00Z");
+    t.vault.tick(None).unwrap();
+    let kinds: Vec<_> = t
+        .vault
+        .events(0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, [nanu::EventKind::Expired]);
+}

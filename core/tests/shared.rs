@@ -193,3 +193,46 @@ fn two_handles_share_a_limit_exactly() {
     assert_eq!(a + b, 1000, "{a} + {b}");
     assert!(a > 0 && b > 0, "both handles admitted some: {a} + {b}");
 }
+
+#[test]
+fn one_request_id_charged_through_two_handles_at_once_is_recorded_once_and_one_is_told() {
+    let t = TestVault::with(shared());
+    let key = t.mint("acme", &["cost=1usd"]);
+    let opts = options()
+        .clock(t.clock.clock())
+        .concurrency(Concurrency::Shared);
+    let other = Vault::open(&t.path, &opts).unwrap();
+    let handles = [&t.vault, &other];
+    for round in 0..20 {
+        let id = format!("r{round}");
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = handles
+                .iter()
+                .enumerate()
+                .map(|(i, vault)| {
+                    let (key_id, id) = (&key.key_id, &id);
+                    scope.spawn(move || {
+                        let usage = Usage {
+                            cost: Some(100 + i as u64),
+                            request_id: Some(id.clone()),
+                            ..Usage::default()
+                        };
+                        vault.charge(key_id, &usage)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        let conflicts = results
+            .iter()
+            .filter(|r| matches!(r, Err(e) if e.code() == ErrorCode::Conflict))
+            .count();
+        assert_eq!((ok, conflicts), (1, 1), "round {round}: {results:?}");
+    }
+    let records = t
+        .vault
+        .usage_records(&nanu::UsageQuery::default(), 100)
+        .unwrap();
+    assert_eq!(records.len(), 20);
+}

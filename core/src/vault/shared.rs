@@ -50,12 +50,12 @@ use super::{
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::ledger::{CompiledLimit, Denial, Ledger};
+use crate::ledger::{CompiledLimit, Denial, Ledger, Reservation};
 use crate::pipeline::{Change, Write};
 use crate::policy::Limit;
 use crate::prices::Price;
 use crate::store::{self, KeyRecord, OwnerRecord};
-use crate::verdict::HoldAmounts;
+use crate::verdict::{HoldAmounts, Remaining};
 
 /// Checks that a generation file's 16 bytes were written whole: the number, then the number
 /// xor this.
@@ -331,7 +331,10 @@ impl Sequences {
 
 /// What a lease transaction found.
 pub(super) enum Leased {
-    /// Slices were added (or another thread's lease already covers the request): try again.
+    /// The slices cover the request now, and it was admitted under the same locks: what it
+    /// reserved on the key's and the owner's counters, and what is left.
+    Admitted(Reservation, Reservation, Remaining),
+    /// This process had to catch up with changes first: try again.
     Again,
     /// A limit has no room left.
     Denied(Level, Denial),
@@ -649,8 +652,8 @@ impl Inner {
         hold: &HoldAmounts,
     ) -> Result<Leased> {
         let shared = self.shared()?;
-        let db = self.db.read();
-        let db = db.as_ref().ok_or_else(closed)?;
+        let db_guard = self.db.read();
+        let db = db_guard.as_ref().ok_or_else(closed)?;
         let txn = db.begin_write()?;
         let mut events = Vec::new();
         let mut outcome = Leased::Again;
@@ -662,7 +665,11 @@ impl Inner {
                 changes.last()?.map_or(0, |(k, _)| k.value())
             };
             if last_change > shared.generation.load(Ordering::Acquire) {
-                drop(txn);
+                // A commit of a writer killed before it finished can be visible to writers
+                // and not yet to readers; a commit of this process makes it visible to both.
+                self.renew_session(&txn)?;
+                txn.commit()?;
+                drop(db_guard);
                 self.refresh(shared)?;
                 return Ok(Leased::Again);
             }
@@ -717,7 +724,9 @@ impl Inner {
                         // applied the change yet: apply it and try again.
                         drop((state, owner));
                         drop(ledgers);
-                        drop(txn);
+                        self.renew_session(&txn)?;
+                        txn.commit()?;
+                        drop(db_guard);
                         self.refresh(shared)?;
                         return Ok(Leased::Again);
                     }
@@ -768,6 +777,19 @@ impl Inner {
                 local.sync_view(limits, t, &global, shared.session);
                 write_row(&mut ledgers, &self.keys, "ledgers", &row, &global)?;
                 shared.leased.lock().insert(row);
+            }
+            // Admitted at once, under the locks the lease was taken under: another thread
+            // cannot take the slices this request leased.
+            if matches!(outcome, Leased::Again) {
+                let KeyState { ledger, limits, .. } = &mut *state;
+                let key_short = ledger.shortfalls(limits, t, hold)?;
+                let OwnerState { ledger, limits, .. } = &mut *owner;
+                let owner_short = ledger.shortfalls(limits, t_owner, hold)?;
+                if key_short.is_empty() && owner_short.is_empty() {
+                    let (on_key, on_owner, remaining) =
+                        super::admit_shared(&mut state, &mut owner, t, t_owner, hold);
+                    outcome = Leased::Admitted(on_key, on_owner, remaining);
+                }
             }
             if !events.is_empty() {
                 let mut meta = txn.open_table(store::META)?;
