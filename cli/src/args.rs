@@ -618,6 +618,18 @@ pub struct ServeArgs {
     /// import accepts up to 32MiB whatever this says).
     #[arg(long, default_value = "1MiB", value_name = "SIZE")]
     pub max_body: String,
+    /// How long a client may take to send a request's headers, from the connection's opening or
+    /// the end of the previous answer (so also how long an idle connection stays open).
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub header_timeout: String,
+    /// How long a client may take to send a request's body once its headers are in; slower
+    /// bodies get 408.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub body_timeout: String,
+    /// After SIGINT or SIGTERM, how long requests in flight may take before the server closes
+    /// their connections and exits anyway.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub shutdown_timeout: String,
     /// Deliver alert events to the endpoints in this JSON file: a list of {"id", "url",
     /// "secret_env" or "secret_file", "events"}.
     #[arg(long, value_name = "FILE")]

@@ -173,8 +173,9 @@ impl UsageQuery {
         let mut seen = Vec::new();
         for dim in &self.group_by {
             if seen.contains(dim) {
+                let name = format!("{dim:?}").to_lowercase();
                 return Err(Error::invalid(format!(
-                    "usage query: {dim:?} grouped twice"
+                    "usage query: {name:?} is grouped by twice"
                 )));
             }
             seen.push(*dim);

@@ -24,6 +24,8 @@ pub enum ApiCode {
     RateLimited,
     /// The body is larger than the server's limit.
     PayloadTooLarge,
+    /// The body did not arrive within the server's body timeout.
+    RequestTimeout,
     /// The route exists, but not with this method.
     MethodNotAllowed,
     /// Reading or writing the vault file failed.
@@ -47,6 +49,7 @@ impl ApiCode {
             ApiCode::Forbidden => "forbidden",
             ApiCode::RateLimited => "rate_limited",
             ApiCode::PayloadTooLarge => "payload_too_large",
+            ApiCode::RequestTimeout => "request_timeout",
             ApiCode::MethodNotAllowed => "method_not_allowed",
             ApiCode::Storage => "storage",
             ApiCode::Corrupt => "corrupt",
@@ -65,6 +68,7 @@ impl ApiCode {
             ApiCode::Forbidden => StatusCode::FORBIDDEN,
             ApiCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiCode::Closed => StatusCode::SERVICE_UNAVAILABLE,
             ApiCode::Storage | ApiCode::Corrupt | ApiCode::Internal => {
@@ -189,6 +193,10 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         if self.code == ApiCode::Unauthorized {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // The rest of a body that came too slowly is not waited for: the connection ends here.
+        if self.code == ApiCode::RequestTimeout {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if let Some(secs) = self.retry_after_secs {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -1,8 +1,8 @@
 //! Request extractors that answer every malformed input with a JSON error: a body read under
-//! the size limit and parsed strictly, path parameters and query strings.
+//! the size limit and the body timeout and parsed strictly, path parameters and query strings.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -13,9 +13,15 @@ use crate::state::AppState;
 /// key with `prices:write` gets this far.
 pub const IMPORT_MAX_BODY: usize = 32 << 20;
 
+/// When hyper handed the request over, its headers just read: the body timeout counts from
+/// here. Set by the server on every request.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadersReceived(pub tokio::time::Instant);
+
 /// Reads the body, refusing more than `limit` bytes (by `Content-Length` at once, else while
-/// reading).
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
+/// reading) and giving up when it has not arrived in full within the body timeout of the
+/// headers.
+async fn read_body(request: Request, limit: usize, state: &AppState) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ApiCode::PayloadTooLarge,
@@ -30,17 +36,32 @@ async fn read_body(request: Request, limit: usize) -> Result<Bytes, ApiError> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|err| {
-            let length_limit = std::error::Error::source(&err)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if length_limit {
-                too_large()
-            } else {
-                ApiError::invalid(format!("cannot read the request body: {err}"))
-            }
-        })
+    // A router used without the server (no stamp) counts from now.
+    let received = request
+        .extensions()
+        .get::<HeadersReceived>()
+        .map_or_else(tokio::time::Instant::now, |stamp| stamp.0);
+    let deadline = received + state.body_timeout;
+
+    let read = axum::body::to_bytes(request.into_body(), limit);
+    let Ok(read) = tokio::time::timeout_at(deadline, read).await else {
+        return Err(ApiError::new(
+            ApiCode::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} of its headers",
+                nanu::format_duration(state.body_timeout)
+            ),
+        ));
+    };
+    read.map_err(|err| {
+        let length_limit = std::error::Error::source(&err)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if length_limit {
+            too_large()
+        } else {
+            ApiError::invalid(format!("cannot read the request body: {err}"))
+        }
+    })
 }
 
 /// Parses a JSON object strictly: the types' own serde rules (unknown fields refused) decide,
@@ -75,7 +96,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state.max_body).await?;
+        let bytes = read_body(request, state.max_body, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::invalid("this call needs a json request body"));
         }
@@ -91,7 +112,7 @@ impl<T: DeserializeOwned + Default + Send> FromRequest<AppState> for OptionalJso
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state.max_body).await?;
+        let bytes = read_body(request, state.max_body, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
@@ -107,7 +128,7 @@ impl FromRequest<AppState> for ImportBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state.max_body.max(IMPORT_MAX_BODY)).await?;
+        let bytes = read_body(request, state.max_body.max(IMPORT_MAX_BODY), state).await?;
         String::from_utf8(bytes.to_vec())
             .map(ImportBody)
             .map_err(|_| ApiError::invalid("the request body is not utf-8 text"))
@@ -150,6 +171,33 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
     }
 }
 
+/// The query string of a route that takes no parameters: any parameter is refused, as an
+/// unknown one is on the routes that take some. An empty query (`?`) is no parameter.
+#[derive(Debug)]
+pub struct NoQuery;
+
+impl FromRequestParts<AppState> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ApiQuery(pairs) =
+            ApiQuery::<Vec<(String, String)>>::from_request_parts(parts, state).await?;
+        let Some((name, _)) = pairs.first() else {
+            return Ok(NoQuery);
+        };
+        // The route's pattern, not the path sent: a path segment may be a secret pasted where
+        // a key id belongs, and errors never show one.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("this route", MatchedPath::as_str);
+        Err(ApiError::invalid(format!(
+            "unknown query parameter {:?}: {route} takes no query parameters",
+            shown(name)
+        )))
+    }
+}
+
 /// Query values arrive as text and are converted here, so that each error names its parameter.
 /// An empty value (`?owner=`, as an HTML form sends an empty field) is the same as leaving the
 /// parameter out.
@@ -189,18 +237,32 @@ pub mod param {
         if let Ok(at) = trimmed.parse::<Timestamp>() {
             return Ok(Some(at));
         }
-        trimmed
-            .parse::<jiff::civil::Date>()
-            .ok()
-            .and_then(|date| date.to_zoned_datetime(jiff::tz::TimeZone::UTC).ok())
-            .map(|zoned| Some(zoned.timestamp()))
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "query parameter {name} must be an RFC 3339 instant \
-                     (2026-05-01T00:00:00Z) or a date (2026-05-01), not {:?}",
-                    super::shown(text)
-                ))
-            })
+        if let Ok(date) = trimmed.parse::<jiff::civil::Date>() {
+            return match date.to_zoned_datetime(jiff::tz::TimeZone::UTC) {
+                Ok(zoned) => Ok(Some(zoned.timestamp())),
+                Err(_) => Err(out_of_range(name, text)),
+            };
+        }
+        // Well written but beyond the instants there are (jiff's range ends a day short of the
+        // years -9999 and 9999, so that every offset fits): a different mistake.
+        let pieces = jiff::fmt::temporal::Pieces::parse(trimmed);
+        if pieces.is_ok_and(|p| p.time().is_some() && p.offset().is_some()) {
+            return Err(out_of_range(name, text));
+        }
+        Err(ApiError::invalid(format!(
+            "query parameter {name} must be an RFC 3339 instant (2026-05-01T00:00:00Z) or a \
+             date (2026-05-01), not {:?}",
+            super::shown(text)
+        )))
+    }
+
+    fn out_of_range(name: &str, text: &str) -> ApiError {
+        ApiError::invalid(format!(
+            "query parameter {name} is out of range: {:?} is not between {} and {}",
+            super::shown(text),
+            Timestamp::MIN,
+            Timestamp::MAX
+        ))
     }
 
     /// A text of at most 200 bytes; `None` when empty.

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{ADMIN_ENV, Admin, KeysRead, KeysWrite, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery, JsonBody, OptionalJsonBody, param};
+use crate::extract::{ApiPath, ApiQuery, JsonBody, NoQuery, OptionalJsonBody, param};
 use crate::state::{AppState, blocking};
 
 /// A freshly minted key: the only time its secret is shown.
@@ -78,6 +78,7 @@ pub struct KeysQuery {
 pub async fn mint(
     State(state): State<AppState>,
     admin: Admin<KeysWrite>,
+    _query: NoQuery,
     JsonBody(spec): JsonBody<KeySpec>,
 ) -> ApiResult<(StatusCode, Json<MintedKey>)> {
     if spec.env == ADMIN_ENV {
@@ -176,6 +177,7 @@ fn list_named(vault: &Vault, mut filter: KeyFilter, name: &str) -> nanu::Result<
 pub async fn get(
     State(state): State<AppState>,
     _admin: Admin<KeysRead>,
+    _query: NoQuery,
     ApiPath(key_id): ApiPath<String>,
 ) -> ApiResult<Json<KeyInfo>> {
     let vault = state.vault.clone();
@@ -207,6 +209,7 @@ fn check_target(vault: &Vault, admin_holds_admin: bool, key_id: &str) -> ApiResu
 pub async fn update(
     State(state): State<AppState>,
     admin: Admin<KeysWrite>,
+    _query: NoQuery,
     ApiPath(key_id): ApiPath<String>,
     JsonBody(patch): JsonBody<KeyPatch>,
 ) -> ApiResult<Json<KeyInfo>> {
@@ -235,6 +238,7 @@ pub async fn update(
 pub async fn rotate(
     State(state): State<AppState>,
     admin: Admin<KeysWrite>,
+    _query: NoQuery,
     ApiPath(key_id): ApiPath<String>,
     OptionalJsonBody(body): OptionalJsonBody<RotateBody>,
 ) -> ApiResult<Json<RotatedKey>> {
@@ -271,6 +275,7 @@ pub async fn rotate(
 pub async fn revoke(
     State(state): State<AppState>,
     admin: Admin<KeysWrite>,
+    _query: NoQuery,
     ApiPath(key_id): ApiPath<String>,
 ) -> ApiResult<Json<KeyInfo>> {
     let ctx = admin.context();
@@ -296,6 +301,7 @@ pub async fn revoke(
 pub async fn remaining(
     State(state): State<AppState>,
     _admin: Admin<KeysRead>,
+    _query: NoQuery,
     ApiPath(key_id): ApiPath<String>,
 ) -> ApiResult<Json<Remaining>> {
     let vault = state.vault.clone();

@@ -15,7 +15,11 @@
 //! most used Rust web framework, maintained by the tokio project; `utoipa` derives the OpenAPI
 //! document from the handlers and the core's types, so that the document cannot drift from the
 //! code; `http-body-util` (already under axum) tells a body over the size limit from other read
-//! errors. The webhook deliverer adds its own (see `webhooks`).
+//! errors. The server serves each connection with `hyper` and `hyper-util` directly (both
+//! already under axum) rather than through `axum::serve`, which takes no settings, so that
+//! headers have a read timeout (hyper's, on hyper-util's tokio timer) and a stop has a deadline;
+//! `tower-service` is the trait the router is called through. The webhook deliverer adds its
+//! own (see `webhooks`).
 
 mod auth;
 mod dashboard;
@@ -38,7 +42,11 @@ use axum::routing::{get, post, put};
 pub use auth::{ADMIN_ENV, Scope};
 pub use error::{ApiCode, ApiError};
 pub use extract::IMPORT_MAX_BODY;
-pub use serve::{Config, DEFAULT_MAX_BODY, ServeError, Server, WebhookSetup, run, shutdown_signal};
+pub use serve::{
+    Config, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_BODY,
+    DEFAULT_SHUTDOWN_TIMEOUT, ServeError, Server, WebhookSetup, exposure_warning, run,
+    shutdown_signal,
+};
 pub use state::AppState;
 
 /// The OpenAPI 3.1 document of the API, as pretty JSON (what `/openapi.json` serves).

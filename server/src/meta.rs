@@ -8,7 +8,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{Admin, WebhooksRead};
-use crate::error::ApiResult;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::NoQuery;
 use crate::state::AppState;
 use crate::webhooks::EndpointStatus;
 
@@ -31,20 +32,26 @@ pub struct WebhookList {
 /// Whether the server answers. Needs no admin key.
 #[utoipa::path(
     get, path = "/healthz", operation_id = "healthz", tag = "server",
-    responses((status = 200, description = "the server answers", body = Health)),
+    responses(
+        (status = 200, description = "the server answers", body = Health),
+        (status = 400, description = "a query parameter was given: this route takes none", body = ErrorBody),
+    ),
     security(()),
 )]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(_query: NoQuery) -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// This document. Needs no admin key.
 #[utoipa::path(
     get, path = "/openapi.json", operation_id = "openapi", tag = "server",
-    responses((status = 200, description = "the OpenAPI 3.1 document of this API", content_type = "application/json", body = Object)),
+    responses(
+        (status = 200, description = "the OpenAPI 3.1 document of this API", content_type = "application/json", body = Object),
+        (status = 400, description = "a query parameter was given: this route takes none", body = ErrorBody),
+    ),
     security(()),
 )]
-pub async fn openapi() -> Response {
+pub async fn openapi(_query: NoQuery) -> Response {
     let mut response = crate::openapi::json().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -62,6 +69,7 @@ pub async fn openapi() -> Response {
 pub async fn webhooks(
     State(state): State<AppState>,
     _admin: Admin<WebhooksRead>,
+    _query: NoQuery,
 ) -> ApiResult<Json<WebhookList>> {
     let endpoints = state
         .webhooks

@@ -91,7 +91,7 @@ impl Modify for Errors {
                 add(
                     operation,
                     "400",
-                    "malformed input: bad json, a wrong type, an unknown field, a bad query value, or an argument the vault refuses",
+                    "malformed input: bad json, a wrong type, an unknown field or query parameter, a bad query value, or an argument the vault refuses",
                 );
                 add(
                     operation,
@@ -103,6 +103,11 @@ impl Modify for Errors {
                     add(operation, "404", "no such key, owner or price");
                 }
                 if has_body {
+                    add(
+                        operation,
+                        "408",
+                        "the body did not arrive within the server's body timeout",
+                    );
                     add(operation, "413", "the body is over the size limit");
                 }
                 add(

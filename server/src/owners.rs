@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{ADMIN_ENV, Admin, KeysWrite, OwnersRead, OwnersWrite, Scope};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ApiQuery, JsonBody, param};
+use crate::extract::{ApiPath, ApiQuery, JsonBody, NoQuery, param};
 use crate::state::{AppState, blocking};
 
 /// An owner, its limits (shared by all its keys) and their state (the core's `OwnerInfo`).
@@ -135,6 +135,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     _admin: Admin<OwnersRead>,
+    _query: NoQuery,
     ApiPath(owner): ApiPath<String>,
 ) -> ApiResult<Json<OwnerView>> {
     let vault = state.vault.clone();
@@ -156,6 +157,7 @@ pub async fn get(
 pub async fn set_limits(
     State(state): State<AppState>,
     admin: Admin<OwnersWrite>,
+    _query: NoQuery,
     ApiPath(owner): ApiPath<String>,
     JsonBody(body): JsonBody<OwnerLimits>,
 ) -> ApiResult<Json<OwnerView>> {
@@ -188,6 +190,7 @@ pub async fn set_limits(
 pub async fn revoke(
     State(state): State<AppState>,
     admin: Admin<KeysWrite>,
+    _query: NoQuery,
     ApiPath(owner): ApiPath<String>,
 ) -> ApiResult<Json<Revoked>> {
     let ctx = admin.context();

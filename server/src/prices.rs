@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Admin, PricesRead, PricesWrite};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiPath, ImportBody, JsonBody};
+use crate::extract::{ApiPath, ImportBody, JsonBody, NoQuery};
 use crate::state::{AppState, blocking};
 
 /// Every price, by model.
@@ -54,6 +54,7 @@ impl From<nanu::PriceImport> for PriceImportView {
 pub async fn list(
     State(state): State<AppState>,
     _admin: Admin<PricesRead>,
+    _query: NoQuery,
 ) -> ApiResult<Json<PriceTable>> {
     let vault = state.vault.clone();
     blocking(move || {
@@ -78,6 +79,7 @@ pub async fn list(
 pub async fn set(
     State(state): State<AppState>,
     admin: Admin<PricesWrite>,
+    _query: NoQuery,
     ApiPath(model): ApiPath<String>,
     JsonBody(price): JsonBody<Price>,
 ) -> ApiResult<Json<Price>> {
@@ -89,6 +91,7 @@ pub async fn set(
 pub async fn set_model_named_import(
     State(state): State<AppState>,
     admin: Admin<PricesWrite>,
+    _query: NoQuery,
     JsonBody(price): JsonBody<Price>,
 ) -> ApiResult<Json<Price>> {
     set_price(state, admin, "import".to_owned(), price).await
@@ -120,6 +123,7 @@ async fn set_price(
 pub async fn remove(
     State(state): State<AppState>,
     admin: Admin<PricesWrite>,
+    _query: NoQuery,
     ApiPath(model): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     remove_price(state, admin, model).await
@@ -129,6 +133,7 @@ pub async fn remove(
 pub async fn remove_model_named_import(
     State(state): State<AppState>,
     admin: Admin<PricesWrite>,
+    _query: NoQuery,
 ) -> ApiResult<StatusCode> {
     remove_price(state, admin, "import".to_owned()).await
 }
@@ -163,6 +168,7 @@ async fn remove_price(
 pub async fn import(
     State(state): State<AppState>,
     admin: Admin<PricesWrite>,
+    _query: NoQuery,
     ImportBody(json): ImportBody,
 ) -> ApiResult<Json<PriceImportView>> {
     let ctx = admin.context();

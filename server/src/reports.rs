@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Admin, AuditRead, EventsRead, UsageRead};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, param};
+use crate::extract::{ApiQuery, NoQuery, param};
 use crate::state::{AppState, blocking};
 
 /// The most events or audit records one call returns.
@@ -141,17 +141,7 @@ pub async fn usage(
 ) -> ApiResult<Json<UsageReport>> {
     let group_by = match param::text("group_by", params.group_by)? {
         None => Vec::new(),
-        Some(list) => list
-            .split(',')
-            .map(|dim| {
-                dim.trim().parse::<Dim>().map_err(|_| {
-                    ApiError::invalid(format!(
-                        "query parameter group_by: unknown dimension {dim:?} (key, owner, env, \
-                         model, endpoint or outcome)"
-                    ))
-                })
-            })
-            .collect::<ApiResult<Vec<Dim>>>()?,
+        Some(list) => group_by(&list)?,
     };
     let bucket = param::text("bucket", params.bucket)?
         .map(|text| {
@@ -184,6 +174,37 @@ pub async fn usage(
     .map(Json)
 }
 
+/// The dimensions of `group_by`, comma-separated, each at most once.
+fn group_by(list: &str) -> ApiResult<Vec<Dim>> {
+    let mut dims = Vec::new();
+    for text in list.split(',') {
+        let dim = text.trim().parse::<Dim>().map_err(|_| {
+            ApiError::invalid(format!(
+                "query parameter group_by: unknown dimension {text:?} (key, owner, env, model, \
+                 endpoint or outcome)"
+            ))
+        })?;
+        // Checked here rather than left to the vault, so that the message names the dimension
+        // as the API does (`key_id` and `key` are one).
+        if dims.contains(&dim) {
+            return Err(ApiError::invalid(format!(
+                "query parameter group_by names the dimension {:?} twice",
+                dim_name(dim)
+            )));
+        }
+        dims.push(dim);
+    }
+    Ok(dims)
+}
+
+/// A dimension's name in the API (its serde name).
+fn dim_name(dim: Dim) -> String {
+    match serde_json::to_value(dim) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{dim:?}").to_lowercase(),
+    }
+}
+
 /// Counts of keys, owners, outstanding holds and refused garbage, and the vault's currency.
 #[utoipa::path(
     get, path = "/v1/stats", operation_id = "stats", tag = "reports",
@@ -193,6 +214,7 @@ pub async fn usage(
 pub async fn stats(
     State(state): State<AppState>,
     _admin: Admin<UsageRead>,
+    _query: NoQuery,
 ) -> ApiResult<Json<StatsView>> {
     let vault = state.vault.clone();
     blocking(move || {
@@ -259,6 +281,7 @@ pub async fn audit(
 pub async fn audit_verify(
     State(state): State<AppState>,
     _admin: Admin<AuditRead>,
+    _query: NoQuery,
 ) -> ApiResult<Json<AuditCheck>> {
     let vault = state.vault.clone();
     blocking(move || Ok(vault.verify_audit()?)).await.map(Json)

@@ -1,4 +1,4 @@
-//! What every handler shares: the vault, the body limit and the webhook deliverer.
+//! What every handler shares: the vault, the body limit and timeout, and the webhook deliverer.
 
 use std::sync::Arc;
 
@@ -14,6 +14,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// How long a client may take to send a request's body, counted from its headers.
+    pub body_timeout: std::time::Duration,
     /// The webhook deliverer, when webhooks are configured.
     pub webhooks: Option<Arc<Webhooks>>,
 }
@@ -23,6 +25,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("vault", &self.vault)
             .field("max_body", &self.max_body)
+            .field("body_timeout", &self.body_timeout)
             .field("webhooks", &self.webhooks.is_some())
             .finish()
     }

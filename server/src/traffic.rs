@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Admin, ChargeScope, VerifyScope};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, NoQuery};
 use crate::state::{AppState, blocking};
 
 /// What to verify: a user's secret and what its request wants.
@@ -157,6 +157,7 @@ pub struct Released {
 pub async fn verify(
     State(state): State<AppState>,
     _admin: Admin<VerifyScope>,
+    _query: NoQuery,
     JsonBody(body): JsonBody<VerifyBody>,
 ) -> ApiResult<Json<VerdictView>> {
     let ip = body
@@ -200,6 +201,7 @@ pub async fn verify(
 pub async fn charge(
     State(state): State<AppState>,
     _admin: Admin<ChargeScope>,
+    _query: NoQuery,
     JsonBody(body): JsonBody<ChargeBody>,
 ) -> ApiResult<Json<ChargeOutcome>> {
     let usage = Usage {
@@ -229,6 +231,7 @@ pub async fn charge(
 pub async fn release(
     State(state): State<AppState>,
     _admin: Admin<ChargeScope>,
+    _query: NoQuery,
     JsonBody(body): JsonBody<ReleaseBody>,
 ) -> ApiResult<Json<Released>> {
     let vault = state.vault.clone();

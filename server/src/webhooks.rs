@@ -32,7 +32,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -46,6 +46,8 @@ use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
+
+use crate::serve::io_reason;
 
 /// The kinds an endpoint receives when its configuration names none: the alerts, not the
 /// routine administrative events (rotated, revoked).
@@ -68,6 +70,16 @@ const MAX_ID_LEN: usize = 64;
 
 /// Events read from the vault at a time.
 const BATCH: usize = 100;
+
+/// The largest configuration file read. Each endpoint takes a few hundred bytes; the bound is
+/// there because the path may name something endless (`/dev/zero`).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The largest `secret_file` read: a signing secret is a short text.
+const MAX_SECRET_BYTES: u64 = 4 << 10;
+
+/// The largest state file read: far beyond what the largest configuration's state takes.
+const MAX_STATE_BYTES: u64 = 16 << 20;
 
 /// The format of the state file; a file of another version is refused, not guessed at.
 const STATE_VERSION: u32 = 1;
@@ -117,8 +129,9 @@ impl fmt::Display for WebhookError {
             WebhookError::Read { path, source } => {
                 write!(
                     f,
-                    "cannot read webhooks config {}: {source}",
-                    path.display()
+                    "cannot read webhooks config {}: {}",
+                    path.display(),
+                    io_reason(source)
                 )
             }
             WebhookError::Config { path, message } => {
@@ -127,7 +140,13 @@ impl fmt::Display for WebhookError {
             WebhookError::State { path, message } => {
                 write!(f, "webhook state {}: {message}", path.display())
             }
-            WebhookError::Vault(err) => write!(f, "webhooks cannot read the vault's events: {err}"),
+            WebhookError::Vault(err) => {
+                write!(
+                    f,
+                    "webhooks cannot read the vault's events: {}",
+                    err.message()
+                )
+            }
             WebhookError::Start(message) => write!(f, "webhooks cannot start: {message}"),
         }
     }
@@ -160,13 +179,25 @@ pub struct WebhookConfig {
 }
 
 /// One configured endpoint.
-#[derive(Debug)]
 struct Endpoint {
     id: String,
+    /// The whole URL, with any `user:password@` (sent as Basic auth by the HTTP client), path
+    /// and query: shown nowhere but in the request itself.
     url: Url,
     secret: SigningSecret,
     kinds: Vec<EventKind>,
     timeout: Duration,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("origin", &self.url.origin().ascii_serialization())
+            .field("kinds", &self.kinds)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An endpoint's signing secret: zeroed on drop, never shown.
@@ -197,15 +228,29 @@ struct EndpointEntry {
 impl WebhookConfig {
     /// Reads and checks a configuration file, and reads every endpoint's secret.
     pub fn load(path: &Path) -> Result<WebhookConfig, WebhookError> {
-        let text = fs::read_to_string(path).map_err(|source| WebhookError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
         let invalid = |message: String| WebhookError::Config {
             path: path.to_owned(),
             message,
         };
-        let entries: Vec<EndpointEntry> = serde_json::from_str(&text).map_err(|err| {
+        let mut text = Vec::new();
+        let whole = read_at_most(path, MAX_CONFIG_BYTES, &mut text).map_err(|source| {
+            WebhookError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+        if !whole {
+            return Err(invalid(format!(
+                "the file is larger than {} MiB; is it the right file?",
+                MAX_CONFIG_BYTES >> 20
+            )));
+        }
+        // The syntax is checked first: for a file cut short after `{`, serde would otherwise
+        // complain of a map where a list belongs before it noticed the missing end.
+        if let Err(err) = serde_json::from_slice::<serde::de::IgnoredAny>(&text) {
+            return Err(invalid(format!("not valid json: {err}")));
+        }
+        let entries: Vec<EndpointEntry> = serde_json::from_slice(&text).map_err(|err| {
             invalid(format!(
                 "{err} (expected a list of endpoints: [{{\"id\", \"url\", \"secret_env\" or \
                  \"secret_file\", \"events\"}}])"
@@ -294,7 +339,8 @@ impl Endpoint {
         let timeout = match entry.timeout {
             None => DEFAULT_TIMEOUT,
             Some(text) => {
-                let timeout = nanu::parse_duration(&text).map_err(|err| fail(err.to_string()))?;
+                let timeout =
+                    nanu::parse_duration(&text).map_err(|err| fail(err.message().to_owned()))?;
                 if timeout.is_zero() || timeout > MAX_TIMEOUT {
                     return Err(fail(format!(
                         "timeout {text:?} is not within 1ms and {}",
@@ -336,10 +382,24 @@ fn secret_from_env(name: &str) -> Result<SigningSecret, String> {
 }
 
 fn secret_from_file(path: &Path) -> Result<SigningSecret, String> {
-    let mut bytes = Zeroizing::new(
-        fs::read(path)
-            .map_err(|err| format!("cannot read secret_file {}: {err}", path.display()))?,
-    );
+    // Room for the whole bound up front, so that the secret is never copied by a reallocation
+    // into memory that is freed without being wiped.
+    let capacity = usize::try_from(MAX_SECRET_BYTES + 1).unwrap_or(usize::MAX);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
+    let whole = read_at_most(path, MAX_SECRET_BYTES, &mut bytes).map_err(|err| {
+        format!(
+            "cannot read secret_file {}: {}",
+            path.display(),
+            io_reason(&err)
+        )
+    })?;
+    if !whole {
+        return Err(format!(
+            "secret_file {} is larger than {} KiB; a signing secret is a short text",
+            path.display(),
+            MAX_SECRET_BYTES >> 10
+        ));
+    }
     // Files written by editors and `echo` end in a newline that is no part of the secret.
     if bytes.last() == Some(&b'\n') {
         bytes.pop();
@@ -351,6 +411,14 @@ fn secret_from_file(path: &Path) -> Result<SigningSecret, String> {
         return Err(format!("secret_file {} is empty", path.display()));
     }
     Ok(SigningSecret(bytes))
+}
+
+/// Reads the file at `path` into `buffer`, stopping after `limit` bytes; says whether it was
+/// read whole. A bound is needed because a path can name a device or a pipe that never ends.
+fn read_at_most(path: &Path, limit: u64, buffer: &mut Vec<u8>) -> io::Result<bool> {
+    let file = File::open(path)?;
+    let read = file.take(limit.saturating_add(1)).read_to_end(buffer)?;
+    Ok(read as u64 <= limit)
 }
 
 // ------------------------------------------------------------------------------------------
@@ -469,19 +537,26 @@ fn read_state(path: &Path) -> Result<StateFile, WebhookError> {
         path: path.to_owned(),
         message,
     };
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
+    let mut text = Vec::new();
+    match read_at_most(path, MAX_STATE_BYTES, &mut text) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(fail(format!(
+                "it is larger than {} MiB, so it is not a webhook state file",
+                MAX_STATE_BYTES >> 20
+            )));
+        }
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             return Ok(StateFile {
                 version: STATE_VERSION,
                 endpoints: BTreeMap::new(),
             });
         }
-        Err(err) => return Err(fail(format!("cannot read it: {err}"))),
-    };
+        Err(err) => return Err(fail(format!("cannot read it: {}", io_reason(&err)))),
+    }
     // A state file that does not parse is refused rather than started over: starting over
     // would either send every endpoint's history again or skip what it has not received yet.
-    let state: StateFile = serde_json::from_str(&text).map_err(|err| {
+    let state: StateFile = serde_json::from_slice(&text).map_err(|err| {
         fail(format!(
             "cannot parse it ({err}); repair it, or remove it to start every endpoint from the \
              newest event"
@@ -529,7 +604,13 @@ fn lock_state(state_path: &Path) -> Result<File, WebhookError> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|err| fail(format!("cannot open {}: {err}", lock_path.display())))?;
+        .map_err(|err| {
+            fail(format!(
+                "cannot open {}: {}",
+                lock_path.display(),
+                io_reason(&err)
+            ))
+        })?;
 
     // A deliverer dropped without `shutdown` lets go once its tasks have stopped, a moment
     // later; so wait briefly before calling the file taken.
@@ -548,7 +629,11 @@ fn lock_state(state_path: &Path) -> Result<File, WebhookError> {
                 ));
             }
             Err(fs::TryLockError::Error(err)) => {
-                return Err(fail(format!("cannot lock {}: {err}", lock_path.display())));
+                return Err(fail(format!(
+                    "cannot lock {}: {}",
+                    lock_path.display(),
+                    io_reason(&err)
+                )));
             }
         }
     }
@@ -747,7 +832,7 @@ impl Webhooks {
         // that comes before its first event.
         shared.save().map_err(|err| WebhookError::State {
             path: shared.state_path.clone(),
-            message: format!("cannot write it: {err}"),
+            message: format!("cannot write it: {}", io_reason(&err)),
         })?;
 
         let (stop, _) = watch::channel(false);
@@ -833,8 +918,9 @@ impl Webhooks {
         match tokio::task::spawn_blocking(move || shared.save()).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => log::warn!(
-                "cannot save webhook state {}: {err}",
-                self.shared.state_path.display()
+                "cannot save webhook state {}: {}",
+                self.shared.state_path.display(),
+                io_reason(&err)
             ),
             Err(err) => log::error!("webhook state save failed: {err}"),
         }
@@ -953,7 +1039,10 @@ impl Delivery {
         let vault = self.vault.clone();
         match tokio::task::spawn_blocking(move || vault.events(after, BATCH)).await {
             Ok(Ok(events)) => Ok(events),
-            Ok(Err(err)) => Err(format!("cannot read events after {after}: {err}")),
+            Ok(Err(err)) => Err(format!(
+                "cannot read events after {after}: {}",
+                err.message()
+            )),
             Err(err) => Err(format!("reading events after {after} failed: {err}")),
         }
     }
@@ -1087,8 +1176,9 @@ impl Delivery {
             // Delivery goes on: the file is only behind, which costs repeats after a restart,
             // never a lost event.
             Ok(Err(err)) => log::warn!(
-                "cannot save webhook state {}: {err}",
-                self.shared.state_path.display()
+                "cannot save webhook state {}: {}",
+                self.shared.state_path.display(),
+                io_reason(&err)
             ),
             Err(err) => log::error!("webhook state save failed: {err}"),
         }

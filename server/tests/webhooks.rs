@@ -47,6 +47,7 @@ struct Received {
     timestamp: String,
     signature: String,
     content_type: String,
+    authorization: String,
     body: Vec<u8>,
     reply: Reply,
 }
@@ -119,6 +120,14 @@ impl Receiver {
         format!("http://{}/hooks/nanu?token=not-for-status", self.addr)
     }
 
+    /// The URL with credentials in it, as `user:password@`.
+    fn url_with_credentials(&self, credentials: &str) -> String {
+        format!(
+            "http://{credentials}@{}/hooks/nanu?token=not-for-status",
+            self.addr
+        )
+    }
+
     fn origin(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -153,11 +162,12 @@ async fn answer(
             .map(|v| v.to_str().expect("ascii header").to_owned())
             .unwrap_or_default()
     };
-    let (seq, timestamp, signature, content_type) = (
+    let (seq, timestamp, signature, content_type, authorization) = (
         header("nanu-event-seq"),
         header("nanu-timestamp"),
         header("nanu-signature"),
         header("content-type"),
+        header("authorization"),
     );
     let body = request
         .into_body()
@@ -172,6 +182,7 @@ async fn answer(
             timestamp,
             signature,
             content_type,
+            authorization,
             body: body.to_bytes().to_vec(),
             reply,
         });
@@ -722,6 +733,11 @@ fn bad_configs_are_refused_with_errors_that_say_what_is_wrong() {
     let with_secret = |extra: &str| ok(&format!(r#", "secret_file": "secret"{extra}"#));
     let cases: Vec<(String, &str)> = vec![
         ("[{\"id\": ".to_owned(), "EOF while parsing"),
+        // Cut short after its first brace: a syntax error, not a map where a list belongs.
+        (
+            "{".to_owned(),
+            "not valid json: EOF while parsing an object",
+        ),
         ("{\"id\": \"a\"}".to_owned(), "expected a list of endpoints"),
         (with_secret(r#", "retries": 3"#), "unknown field `retries`"),
         (
@@ -783,6 +799,10 @@ fn bad_configs_are_refused_with_errors_that_say_what_is_wrong() {
             "{text}\n gave: {error}\n wanted: {expected}"
         );
         assert!(error.starts_with("webhooks config "), "{error}");
+        assert!(
+            !error.contains("invalid_argument"),
+            "no code inside: {error}"
+        );
         assert!(!error.contains("a-very-secret-value"), "{error}");
         assert!(
             !error.contains("hooks.example.com/x"),
@@ -894,5 +914,167 @@ async fn status_debug_and_state_hold_no_secret_and_no_url_path() {
         status.contains("401"),
         "the refusal is in the status: {status}"
     );
+    webhooks.shutdown().await;
+}
+
+#[test]
+fn endless_and_oversized_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let endpoint = |secret_file: &str| {
+        format!(
+            r#"[{{"id": "a", "url": "https://hooks.example.com/x", "secret_file": "{secret_file}"}}]"#
+        )
+    };
+
+    // An endless device: read up to the bound, then refused, instead of filling memory.
+    let error = load_error(dir.path(), &endpoint("/dev/zero"));
+    assert!(
+        error.contains("secret_file /dev/zero is larger than 4 KiB"),
+        "{error}"
+    );
+    // The bound itself is a secret's, not a guess: 4 KiB passes, one byte more does not.
+    std::fs::write(dir.path().join("largest.secret"), vec![b's'; 4096]).expect("write");
+    std::fs::write(dir.path().join("too-long.secret"), vec![b's'; 4097]).expect("write");
+    let path = dir.path().join("webhooks.json");
+    std::fs::write(&path, endpoint("largest.secret")).expect("write config");
+    WebhookConfig::load(&path).expect("a 4 KiB secret is accepted");
+    let error = load_error(dir.path(), &endpoint("too-long.secret"));
+    assert!(error.contains("is larger than 4 KiB"), "{error}");
+
+    // The configuration file itself.
+    let err = WebhookConfig::load(Path::new("/dev/zero")).expect_err("endless config");
+    assert!(
+        err.to_string()
+            .contains("webhooks config /dev/zero: the file is larger than 1 MiB"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_state_file_is_refused_and_left_alone() {
+    let fx = Fixture::new();
+    // A sparse file: far over the bound on disk in name only, made at once.
+    let file = std::fs::File::create(fx.state_path()).expect("create state");
+    file.set_len(1 << 30).expect("grow state");
+    drop(file);
+    let err = Webhooks::start(
+        fx.vault.clone(),
+        fx.config(json!([])),
+        fx.state_path(),
+        FAST,
+    )
+    .expect_err("an oversized state file");
+    assert!(matches!(err, WebhookError::State { .. }), "{err:?}");
+    assert!(err.to_string().contains("is larger than 16 MiB"), "{err}");
+    assert_eq!(
+        std::fs::metadata(fx.state_path()).expect("state").len(),
+        1 << 30,
+        "the file is left as it was"
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Credentials in a URL
+
+/// Every line logged in this test process.
+static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Keeps every log line, so that a test can look for what must never be logged.
+struct CaptureLog;
+
+impl log::Log for CaptureLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        LOGGED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(line);
+    }
+
+    fn flush(&self) {}
+}
+
+fn capture_logs() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&CaptureLog).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_a_url_are_sent_as_basic_auth_and_shown_nowhere() {
+    capture_logs();
+    let fx = Fixture::new();
+    // Refused once, so that a failure is logged and recorded, then taken.
+    let receiver = Receiver::start(&[Reply::Status(500)], Reply::Status(200)).await;
+    let down = closed_port();
+    let config = fx.config(json!([
+        {"id": "with-credentials", "url": receiver.url_with_credentials("hook-user:hook%21pass"),
+         "secret_file": fx.secret_file("up.secret", "whsec-up")},
+        {"id": "down-with-credentials", "url": format!("http://hook-user:hook%21pass@{down}/x"),
+         "secret_file": fx.secret_file("down.secret", "whsec-down")},
+    ]));
+    let config_debug = format!("{config:?}");
+    let webhooks = fx.start(config);
+    fx.charge();
+
+    eventually("delivered after one refusal", || {
+        receiver.accepted().len() == 1
+    })
+    .await;
+    eventually("recorded", || {
+        status_of(&webhooks, "with-credentials").delivered == 1
+    })
+    .await;
+    eventually("the endpoint that is down failed twice", || {
+        status_of(&webhooks, "down-with-credentials").failures >= 2
+    })
+    .await;
+
+    // Sent as Basic auth, percent-decoded: base64 of "hook-user:hook!pass".
+    let requests = receiver.log();
+    assert_eq!(requests.len(), 2, "one refused, one taken");
+    for request in &requests {
+        assert_eq!(request.authorization, "Basic aG9vay11c2VyOmhvb2shcGFzcw==");
+    }
+
+    let status = serde_json::to_string(&webhooks.status()).expect("status json");
+    let webhooks_debug = format!("{webhooks:?}");
+    let state = std::fs::read_to_string(fx.state_path()).expect("state");
+    let logged: Vec<String> = LOGGED
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("with-credentials"))
+        .cloned()
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("endpoint with-credentials")),
+        "the refusal was logged: {logged:?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("endpoint down-with-credentials")),
+        "the failures were logged: {logged:?}"
+    );
+    assert!(
+        status.contains("500") && status.contains(&format!("http://{down}")),
+        "the status says what failed, and where: {status}"
+    );
+    let logged = logged.join("\n");
+    for shown in [&status, &webhooks_debug, &config_debug, &state, &logged] {
+        for credential in ["hook-user", "hook%21pass", "hook!pass", "aG9vay11c2Vy"] {
+            assert!(!shown.contains(credential), "{credential} in: {shown}");
+        }
+        assert!(!shown.contains("token=not-for-status"), "{shown}");
+    }
     webhooks.shutdown().await;
 }

@@ -244,3 +244,225 @@ async fn unknown_routes_and_methods_are_json_errors() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_query_parameters_are_400_on_every_route() {
+    let server = TestServer::start().await;
+    let (key_id, _) = server.mint(json!({"owner": "acme"})).await;
+    let price = json!({"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000});
+    server
+        .call(Method::PUT, "/v1/prices/a", price.clone())
+        .await
+        .expect(200);
+    let keys_before = server.vault.stats().keys;
+    let audit_before = server.vault.audit(0, 10_000).unwrap().len();
+
+    let key = |rest: &str| format!("/v1/keys/{key_id}{rest}");
+    // (method, path with its query, the parameter the error must name, body)
+    let cases: Vec<(Method, String, &str, Option<serde_json::Value>)> = vec![
+        // The tester's cases, as they were sent.
+        (Method::GET, "/v1/stats?x=1".into(), "x", None),
+        (Method::GET, "/v1/audit/verify?x=1".into(), "x", None),
+        (
+            Method::POST,
+            "/v1/keys?foo=1".into(),
+            "foo",
+            Some(json!({"owner": "acme"})),
+        ),
+        (
+            Method::PUT,
+            "/v1/prices/a?b".into(),
+            "b",
+            Some(price.clone()),
+        ),
+        // Every other route.
+        (Method::GET, "/healthz?colour=red".into(), "colour", None),
+        (
+            Method::GET,
+            "/openapi.json?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (Method::GET, "/v1/keys?colour=red".into(), "colour", None),
+        (Method::GET, key("?colour=red"), "colour", None),
+        (
+            Method::PATCH,
+            key("?colour=red"),
+            "colour",
+            Some(json!({"name": "renamed"})),
+        ),
+        (Method::POST, key("/rotate?colour=red"), "colour", None),
+        (Method::POST, key("/revoke?colour=red"), "colour", None),
+        (Method::GET, key("/remaining?colour=red"), "colour", None),
+        (Method::GET, "/v1/owners?colour=red".into(), "colour", None),
+        (
+            Method::GET,
+            "/v1/owners/acme?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (
+            Method::PUT,
+            "/v1/owners/acme/limits?colour=red".into(),
+            "colour",
+            Some(json!({"limits": ["requests=5/min"]})),
+        ),
+        (
+            Method::POST,
+            "/v1/owners/acme/revoke?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (Method::GET, "/v1/prices?colour=red".into(), "colour", None),
+        (
+            Method::DELETE,
+            "/v1/prices/a?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/prices/import?colour=red".into(),
+            "colour",
+            Some(json!({"m": {"input_cost_per_token": 1e-6}})),
+        ),
+        (
+            Method::PUT,
+            "/v1/prices/import?colour=red".into(),
+            "colour",
+            Some(price.clone()),
+        ),
+        (
+            Method::DELETE,
+            "/v1/prices/import?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (Method::GET, "/v1/usage?colour=red".into(), "colour", None),
+        (Method::GET, "/v1/events?colour=red".into(), "colour", None),
+        (Method::GET, "/v1/audit?colour=red".into(), "colour", None),
+        (
+            Method::GET,
+            "/v1/webhooks?colour=red".into(),
+            "colour",
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/verify?colour=red".into(),
+            "colour",
+            Some(json!({"secret": "x"})),
+        ),
+        (
+            Method::POST,
+            "/v1/charge?colour=red".into(),
+            "colour",
+            Some(json!({"key_id": key_id, "request_id": "r1", "cost": 5})),
+        ),
+        (
+            Method::POST,
+            "/v1/release?colour=red".into(),
+            "colour",
+            Some(json!({"hold_id": 1})),
+        ),
+    ];
+    for (method, path, name, body) in cases {
+        let body = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let answer = server
+            .send(method.clone(), &path, Some(&server.admin), body)
+            .await;
+        assert_eq!(answer.status, 400, "{method} {path}: {}", answer.text);
+        assert_eq!(answer.code(), "invalid_argument", "{method} {path}");
+        let message = answer.json["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            message.contains(&format!("`{name}`")) || message.contains(&format!("\"{name}\"")),
+            "{method} {path}: the message names the parameter: {message}"
+        );
+    }
+
+    // None of the refused calls changed anything.
+    assert_eq!(server.vault.stats().keys, keys_before);
+    assert_eq!(server.vault.audit(0, 10_000).unwrap().len(), audit_before);
+    assert!(server.vault.price("a").is_some(), "the price is still set");
+    assert_eq!(server.vault.get(&key_id).unwrap().name, "");
+    let usage = server.vault.usage(&nanu::UsageQuery::default()).unwrap();
+    assert!(usage.is_empty(), "no charge was recorded: {usage:?}");
+
+    // The error names the route, not the path: a secret sent where a key id belongs is not
+    // echoed.
+    let answer = server
+        .get(&format!("/v1/keys/{}?colour=red", server.admin))
+        .await;
+    answer.expect_error(400, "invalid_argument");
+    assert!(!answer.text.contains(&server.admin), "{}", answer.text);
+    assert!(answer.text.contains("/v1/keys/{key_id}"), "{}", answer.text);
+
+    // An empty query is no parameter at all.
+    server.get("/v1/stats?").await.expect(200);
+    server.get("/healthz?").await.expect(200);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_messages_say_what_is_wrong_in_the_apis_words() {
+    let server = TestServer::start().await;
+    let (key_id, _) = server.mint(json!({"owner": "acme"})).await;
+    let message = |answer: &crate::harness::Answer| {
+        answer.expect_error(400, "invalid_argument");
+        answer.json["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    // A dimension named twice, also under its other name: named as the API names it.
+    for path in [
+        "/v1/usage?group_by=key,key",
+        "/v1/usage?group_by=key, key_id",
+    ] {
+        let text = message(&server.get(path).await);
+        assert_eq!(
+            text, "query parameter group_by names the dimension \"key\" twice",
+            "{path}"
+        );
+    }
+
+    // Well-formed instants and dates beyond the range of time are out of range, not malformed.
+    for path in [
+        "/v1/usage?from=9999-12-31T23:59:59Z",
+        "/v1/usage?to=9999-12-31",
+        "/v1/usage?from=9999-12-31T23:59:59%2B05:00",
+    ] {
+        let text = message(&server.get(path).await);
+        assert!(text.contains("is out of range"), "{path}: {text}");
+        assert!(!text.contains("must be an RFC 3339"), "{path}: {text}");
+    }
+    let text = message(&server.get("/v1/usage?from=yesterday").await);
+    assert!(text.contains("must be an RFC 3339 instant"), "{text}");
+
+    // No message repeats its code as a prefix.
+    let answers = [
+        server.get("/v1/usage?group_by=key,key").await,
+        server.get("/v1/usage?from=2026-02-01&to=2026-01-01").await,
+        server.get("/v1/usage?bucket=hour&tz=Mars/Olympus").await,
+        server.get("/v1/stats?x=1").await,
+        server
+            .post(
+                &format!("/v1/keys/{key_id}/rotate"),
+                json!({"grace": "-1h"}),
+            )
+            .await,
+        server
+            .post("/v1/keys", json!({"owner": "acme", "ttl": "-5 days"}))
+            .await,
+    ];
+    for answer in &answers {
+        let text = message(answer);
+        assert!(!text.contains("invalid_argument"), "{text}");
+        assert!(
+            text.starts_with(|c: char| !c.is_uppercase()),
+            "lowercase: {text}"
+        );
+    }
+    server.stop().await;
+}

@@ -10,4 +10,5 @@ mod lifecycle;
 mod owners;
 mod prices;
 mod reports;
+mod slow_clients;
 mod traffic;
