@@ -295,7 +295,11 @@ pub async fn revoke(
 #[utoipa::path(
     get, path = "/v1/keys/{key_id}/remaining", operation_id = "key_remaining", tag = "keys",
     params(("key_id" = String, Path, description = "the key id")),
-    responses((status = 200, description = "the state of the key's and its owner's limits", body = Remaining)),
+    responses((
+        status = 200,
+        description = "the state of the key's and its owner's limits",
+        body = Remaining
+    )),
     security(("admin_key" = ["keys:read"])),
 )]
 pub async fn remaining(

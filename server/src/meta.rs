@@ -34,7 +34,11 @@ pub struct WebhookList {
     get, path = "/healthz", operation_id = "healthz", tag = "server",
     responses(
         (status = 200, description = "the server answers", body = Health),
-        (status = 400, description = "a query parameter was given: this route takes none", body = ErrorBody),
+        (
+            status = 400,
+            description = "a query parameter was given: this route takes none",
+            body = ErrorBody
+        ),
     ),
     security(()),
 )]
@@ -46,8 +50,17 @@ pub async fn healthz(_query: NoQuery) -> Json<Health> {
 #[utoipa::path(
     get, path = "/openapi.json", operation_id = "openapi", tag = "server",
     responses(
-        (status = 200, description = "the OpenAPI 3.1 document of this API", content_type = "application/json", body = Object),
-        (status = 400, description = "a query parameter was given: this route takes none", body = ErrorBody),
+        (
+            status = 200,
+            description = "the OpenAPI 3.1 document of this API",
+            content_type = "application/json",
+            body = Object
+        ),
+        (
+            status = 400,
+            description = "a query parameter was given: this route takes none",
+            body = ErrorBody
+        ),
     ),
     security(()),
 )]

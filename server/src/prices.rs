@@ -161,7 +161,11 @@ async fn remove_price(
 /// may be up to 32 MiB (or the server's body limit, if larger).
 #[utoipa::path(
     post, path = "/v1/prices/import", operation_id = "import_prices", tag = "prices",
-    request_body(content = Object, description = "LiteLLM's price JSON, as published", content_type = "application/json"),
+    request_body(
+        content = Object,
+        description = "LiteLLM's price JSON, as published",
+        content_type = "application/json"
+    ),
     responses((status = 200, description = "what the import did", body = PriceImportView)),
     security(("admin_key" = ["prices:write"])),
 )]

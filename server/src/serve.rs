@@ -269,8 +269,8 @@ impl Server {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let connection =
-                            serve_connection(&http, stream, peer, app.clone(), stopping.subscribe());
+                        let stop = stopping.subscribe();
+                        let connection = serve_connection(&http, stream, peer, app.clone(), stop);
                         connections.spawn(connection);
                     }
                     Err(err) if is_connection_error(&err) => {}

@@ -194,7 +194,11 @@ pub async fn verify(
     request_body = ChargeBody,
     responses(
         (status = 200, description = "what the charge did", body = ChargeOutcome),
-        (status = 409, description = "the request id was charged before with other amounts", body = crate::error::ErrorBody),
+        (
+            status = 409,
+            description = "the request id was charged before with other amounts",
+            body = crate::error::ErrorBody
+        ),
     ),
     security(("admin_key" = ["charge"])),
 )]
