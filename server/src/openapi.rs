@@ -91,7 +91,10 @@ impl Modify for Errors {
                 add(
                     operation,
                     "400",
-                    "malformed input: bad json, a wrong type, an unknown field or query parameter, a bad query value, or an argument the vault refuses",
+                    concat!(
+                        "malformed input: bad json, a wrong type, an unknown field or query ",
+                        "parameter, a bad query value, or an argument the vault refuses"
+                    ),
                 );
                 add(
                     operation,

@@ -921,9 +921,8 @@ async fn status_debug_and_state_hold_no_secret_and_no_url_path() {
 fn endless_and_oversized_files_are_refused_at_once() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let endpoint = |secret_file: &str| {
-        format!(
-            r#"[{{"id": "a", "url": "https://hooks.example.com/x", "secret_file": "{secret_file}"}}]"#
-        )
+        let url = "https://hooks.example.com/x";
+        format!(r#"[{{"id": "a", "url": "{url}", "secret_file": "{secret_file}"}}]"#)
     };
 
     // An endless device: read up to the bound, then refused, instead of filling memory.

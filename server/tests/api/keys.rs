@@ -16,7 +16,10 @@ async fn mint_returns_the_secret_once_and_the_stored_key() {
                 "name": "ci",
                 "env": "test",
                 "scopes": ["chat"],
-                "limits": ["requests=100/min", {"unit": "cost", "amount": 5000000, "window": "month"}],
+                "limits": [
+                    "requests=100/min",
+                    {"unit": "cost", "amount": 5000000, "window": "month"}
+                ],
                 "metadata": {"team": "ml"}
             }),
         )

@@ -138,8 +138,8 @@ async fn webhooks_deliver_events_of_the_served_vault() {
     receiver_task.abort();
 }
 
-/// Set in the environment of the child process that [`sigterm_stops_a_server_held_by_a_slow_client`]
-/// starts: the vault the child serves.
+/// Set in the environment of the child process that
+/// [`sigterm_stops_a_server_held_by_a_slow_client`] starts: the vault the child serves.
 const CHILD_VAULT: &str = "NANU_TEST_SIGTERM_CHILD_VAULT";
 
 /// Not a test of its own: the server process of

@@ -113,7 +113,10 @@ async fn stats_count_keys_owners_holds_and_garbage() {
 async fn events_and_audit_page_by_sequence() {
     let server = TestServer::start().await;
     let (key_id, _) = server
-        .mint(json!({"owner": "acme", "limits": [{"unit": "tokens", "amount": 100, "window": "lifetime", "alert_at": [50]}]}))
+        .mint(json!({
+            "owner": "acme",
+            "limits": [{"unit": "tokens", "amount": 100, "window": "lifetime", "alert_at": [50]}]
+        }))
         .await;
     for i in 0..3 {
         server
